@@ -1,0 +1,3 @@
+from smsurgery.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Everything that needs the TensorFlow runtime; import these modules lazily."""

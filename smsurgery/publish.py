@@ -1,0 +1,217 @@
+"""Publish a new version folder atomically, never touching existing ones.
+
+TensorFlow Serving polls the model base and loads any new integer folder it
+sees, so a version must appear complete or not at all. We build it in a
+hidden staging folder inside the base (Serving ignores names that are not
+integers; the same file system makes the final rename atomic), flush every
+file and folder to disk, then rename it into place. A crash leaves only a
+staging folder, which the next writer removes once its owner process is gone.
+
+Files are carried over from the source version without re-serializing:
+`variables.data-*` shards are hard-linked when possible (they are replaced by
+rename when TensorFlow saves, so sharing them is safe); everything else is
+copied, because TensorFlow rewrites `variables.index` *in place* and a shared
+index would corrupt the other version on a later save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smsurgery.errors import PublishError
+from smsurgery.layout import SAVED_MODEL_FILES, is_version_name, list_versions
+
+STAGING_PREFIX = ".smsurgery-staging-"
+# Files of the source version that the writer regenerates or drops instead of copying.
+NOT_CARRIED = {*SAVED_MODEL_FILES, "fingerprint.pb"}
+ProgressCallback = Callable[[str, int, int], None]  # (relative path, bytes done, bytes total)
+
+
+@dataclass
+class CarryReport:
+    linked: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+    bytes_copied: int = 0
+    bytes_linked: int = 0
+
+
+def next_version(base: Path) -> int:
+    versions = list_versions(base) if base.exists() else {}
+    return max(versions, default=0) + 1
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(base: Path) -> list[Path]:
+    """Remove staging folders of ours whose writer process no longer runs."""
+    removed: list[Path] = []
+    if not base.is_dir():
+        return removed
+    for child in base.iterdir():
+        if not child.name.startswith(STAGING_PREFIX) or not child.is_dir():
+            continue
+        pid_text = child.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(child)
+    return removed
+
+
+def _fsync_path(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync_path(Path(folder) / name)
+        _fsync_path(Path(folder))
+
+
+def write_bytes_synced(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _copy_file(source: Path, target: Path, relative: str, progress: ProgressCallback | None) -> int:
+    total = source.stat().st_size
+    done = 0
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        while chunk := reader.read(8 << 20):
+            writer.write(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(relative, done, total)
+    shutil.copystat(source, target)
+    return total
+
+
+def carry_over(
+    source_dir: Path,
+    target_dir: Path,
+    *,
+    link: bool = True,
+    skip: set[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> CarryReport:
+    """Bring variables/, assets/, assets.extra/ and other files into `target_dir`."""
+    report = CarryReport()
+    skip_set = NOT_CARRIED | (skip or set())
+    for folder, dirs, files in os.walk(source_dir):
+        dirs.sort()
+        relative_dir = Path(folder).relative_to(source_dir)
+        (target_dir / relative_dir).mkdir(parents=True, exist_ok=True)
+        for name in sorted(files):
+            relative = (relative_dir / name).as_posix()
+            if relative in skip_set:
+                continue
+            source, target = Path(folder) / name, target_dir / relative
+            if link and relative_dir.as_posix() == "variables" and name.startswith("variables.data-"):
+                try:
+                    os.link(source, target)
+                    report.linked.append(relative)
+                    report.bytes_linked += source.stat().st_size
+                    continue
+                except OSError as error:
+                    if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+            report.bytes_copied += _copy_file(source, target, relative, progress)
+            report.copied.append(relative)
+    return report
+
+
+@dataclass
+class Staging:
+    """A version being built; `path` is where to write its files."""
+
+    base: Path
+    path: Path
+    version: int | None
+
+
+@contextlib.contextmanager
+def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
+    """Build a new version in a staging folder; publish it when the block ends.
+
+    If the block raises, the staging folder is removed and nothing appears.
+    `version=None` takes the next free integer at publish time, so two
+    concurrent writers end with two distinct versions.
+    """
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PublishError(f"cannot create model base {base}: {error.strerror}") from error
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise PublishError(f"cannot write into {base}: permission denied")
+    if version is not None and _existing(base, version):
+        raise PublishError(
+            f"version {version} already exists in {base}",
+            hint=f"the next free version is {next_version(base)}",
+        )
+    clean_stale_staging(base)
+    path = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        path.mkdir()
+    except OSError as error:
+        raise PublishError(f"cannot write into {base}: {error.strerror}") from error
+    staging = Staging(base=base, path=path, version=version)
+    try:
+        yield staging
+        _fsync_tree(path)
+        staging.version = _rename_into_place(base, path, version)
+        _fsync_path(base)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _existing(base: Path, version: int) -> Path | None:
+    return list_versions(base).get(version)
+
+
+def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
+    for _attempt in range(100):
+        number = version if version is not None else next_version(base)
+        if _existing(base, number):
+            if version is not None:
+                raise PublishError(f"version {version} already exists in {base}")
+            continue
+        target = base / str(number)
+        try:
+            # rename(2) would replace an *empty* folder of that name: refuse it.
+            if target.exists():
+                raise OSError(errno.EEXIST, "exists")
+            os.rename(staging, target)
+            return number
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or version is not None:
+                raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
+    raise PublishError(f"gave up finding a free version number in {base}")
+
+
+def version_folders(base: Path) -> list[str]:
+    return sorted(child.name for child in base.iterdir() if is_version_name(child.name))

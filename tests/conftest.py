@@ -1,0 +1,98 @@
+"""Shared test helpers: where fixtures and real models are, and how to run the CLI.
+
+Tests never write next to a committed fixture or a real model: `model_copy`
+copies one into a temporary folder first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures"
+FIXTURE_MODELS = FIXTURES / "models"
+REALMODELS = Path(os.environ.get("SMSURGERY_REALMODELS", REPO.parent / "shared" / "realmodels"))
+
+# Real models that at least one TensorFlow loader can load (see realmodels/README.md).
+REAL_NOT_LOADABLE = {"tfdf_adult_rf_custom_ops"}
+REAL_NOT_TF2_LOADABLE = {"saved_model_half_plus_three", "saved_model_counter", "rust_keras2_single_input"}
+
+
+def real_model_names() -> list[str]:
+    if not REALMODELS.is_dir():
+        return []
+    return sorted(p.name for p in REALMODELS.iterdir() if p.is_dir() and p.name != "not-savedmodels")
+
+
+def fixture_model_names() -> list[str]:
+    if not FIXTURE_MODELS.is_dir():
+        return []
+    return sorted(p.name for p in FIXTURE_MODELS.iterdir() if p.is_dir())
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
+    """Run `python -m smsurgery ARGS` as a real process, as a user would."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "smsurgery", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, *words: str) -> None:
+    """Exit status 2, one line on stderr naming the problem, no traceback."""
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not _tf_log_line(line)]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+
+
+def _tf_log_line(line: str) -> bool:
+    # TensorFlow's C++ logging and absl may print on stderr before we do.
+    return (line[:1] in "IWE" and line[1:5].isdigit()) or line.startswith("WARNING: All log messages")
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by relative path: 'byte-identical' made checkable."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path):
+    """Copy a fixture model (by name) or any folder into tmp_path; return the copy."""
+
+    def copy(source: str | Path, name: str | None = None) -> Path:
+        source_path = Path(source)
+        if not source_path.is_absolute() and not source_path.exists():
+            source_path = FIXTURE_MODELS / str(source)
+        target = tmp_path / (name or source_path.name)
+        shutil.copytree(source_path, target, symlinks=True)
+        return target
+
+    return copy
