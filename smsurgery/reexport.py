@@ -1,0 +1,68 @@
+"""Publish an edited SavedModel proto as a new version, carrying files over.
+
+The proto route: the edited `saved_model.pb` is serialized deterministically
+into a staging folder, the source version's variables, assets and
+assets.extra are carried over (shards hard-linked, the rest copied), and the
+folder is renamed into place. TensorFlow is never imported.
+
+`fingerprint.pb` is not carried over: it hashes the old `saved_model.pb`,
+and TensorFlow loads a SavedModel without one (both loaders, and Serving)
+while a stale one would misreport the model's identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smsurgery.errors import PublishError
+from smsurgery.model import SavedModelFile
+from smsurgery.publish import CarryReport, ProgressCallback, carry_over, staged_version, write_bytes_synced
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    base: Path
+    version: int
+    path: Path
+    carried: CarryReport
+
+
+def target_base(source: SavedModelFile, out_base: str | Path | None) -> Path:
+    """Where the new version goes: `--out`, else the source's own model base."""
+    if out_base is not None:
+        return Path(out_base)
+    if source.ref.base is None:
+        raise PublishError(
+            f"{source.ref.version_dir} is not inside a model base (its name is not an integer)",
+            hint="pass --out BASE to choose where the new version goes",
+        )
+    return source.ref.base
+
+
+def publish_proto(
+    source: SavedModelFile,
+    saved_model: Any,
+    *,
+    out_base: str | Path | None = None,
+    version: int | None = None,
+    link: bool = True,
+    extra_files: dict[str, bytes] | None = None,
+    progress: ProgressCallback | None = None,
+) -> PublishedVersion:
+    """Write `saved_model` as a new version beside (or away from) `source`.
+
+    `extra_files` maps paths relative to the version folder (for example
+    `assets.extra/tf_serving_warmup_requests`) to bytes; they replace files of
+    the same path carried over from the source.
+    """
+    base = target_base(source, out_base)
+    extra = dict(extra_files or {})
+    with staged_version(base, version) as staging:
+        carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=progress)
+        write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
+        for relative, data in extra.items():
+            write_bytes_synced(staging.path / relative, data)
+    assert staging.version is not None
+    return PublishedVersion(base=base, version=staging.version, path=base / str(staging.version), carried=carried)

@@ -1,0 +1,72 @@
+"""Type-correct sample values for a signature's inputs, from dtype and shape.
+
+Verification, request bodies and warmup records all need inputs that a
+signature accepts without the user supplying any. Unknown dimensions become
+`batch` (the first) or 2 (the others); an unknown rank becomes `[batch]`.
+Values are deterministic for a seed, so two versions see the same inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from smsurgery.errors import InvalidRequest
+from smsurgery.model import SignatureView, TensorView
+
+NUMPY_DTYPES: dict[str, Any] = {
+    "DT_FLOAT": np.float32,
+    "DT_DOUBLE": np.float64,
+    "DT_HALF": np.float16,
+    "DT_INT8": np.int8,
+    "DT_INT16": np.int16,
+    "DT_INT32": np.int32,
+    "DT_INT64": np.int64,
+    "DT_UINT8": np.uint8,
+    "DT_UINT16": np.uint16,
+    "DT_UINT32": np.uint32,
+    "DT_UINT64": np.uint64,
+    "DT_BOOL": np.bool_,
+    "DT_STRING": np.object_,
+    "DT_COMPLEX64": np.complex64,
+    "DT_COMPLEX128": np.complex128,
+}
+
+
+def base_dtype(dtype: str) -> str:
+    """`DT_FLOAT_REF` -> `DT_FLOAT`: ref dtypes feed and fetch as their base type."""
+    return dtype[: -len("_REF")] if dtype.endswith("_REF") else dtype
+
+
+def numpy_dtype(dtype: str) -> Any:
+    try:
+        return NUMPY_DTYPES[base_dtype(dtype)]
+    except KeyError as error:
+        raise InvalidRequest(f"dtype {dtype} has no sample values", hint="pass values explicitly") from error
+
+
+def concrete_shape(shape: tuple[int, ...] | None, batch: int) -> tuple[int, ...]:
+    if shape is None:
+        return (batch,)
+    return tuple((batch if i == 0 else 2) if d < 0 else d for i, d in enumerate(shape))
+
+
+def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0) -> np.ndarray:
+    """A deterministic array that fits the tensor's dtype and shape."""
+    shape = concrete_shape(tensor.shape, batch)
+    rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
+    dtype = numpy_dtype(tensor.dtype)
+    if dtype is np.object_:
+        flat = [f"{tensor.alias}-{i}".encode() for i in range(int(np.prod(shape, dtype=np.int64)))]
+        return np.array(flat, dtype=object).reshape(shape)
+    if dtype is np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 5, size=shape).astype(dtype)
+    return rng.uniform(0.0, 1.0, size=shape).astype(dtype)
+
+
+def sample_inputs(signature: SignatureView, *, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Sample arrays for every plain (non-composite) input of a signature, by alias."""
+    return {t.alias: sample_array(t, batch=batch, seed=seed) for t in signature.inputs if t.name is not None}
