@@ -57,9 +57,7 @@ class Session:
     def signature_keys(self) -> list[str]:
         return sorted(k for k in self.meta_graph.signature_def if k != INIT_OP_SIGNATURE)
 
-    def run(
-        self, key: str, feeds: Mapping[str, Any], outputs: list[str] | None = None
-    ) -> dict[str, np.ndarray]:
+    def run(self, key: str, feeds: Mapping[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run signature `key` with inputs by alias; return outputs by alias."""
         if key not in self.meta_graph.signature_def or key == INIT_OP_SIGNATURE:
             raise SignatureNotFound(
@@ -131,5 +129,7 @@ def run_tf2(loaded: Any, key: str, feeds: Mapping[str, Any]) -> dict[str, np.nda
     try:
         result = function(**{alias: tf.constant(value) for alias, value in feeds.items()})
     except Exception as error:
-        raise LoaderFailed(f"running signature '{key}' under tf.saved_model.load failed: {first_line(error)}") from error
+        raise LoaderFailed(
+            f"running signature '{key}' under tf.saved_model.load failed: {first_line(error)}"
+        ) from error
     return {alias: value.numpy() for alias, value in result.items()}
