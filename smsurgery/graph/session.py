@@ -97,7 +97,9 @@ def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Sess
     """`tf.compat.v1.saved_model.loader.load` into a fresh graph: how Serving loads a version."""
     tf = import_tf()
     graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
+    # Soft placement: a model exported for GPU serving still loads on a CPU-only machine.
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    session = tf.compat.v1.Session(graph=graph, config=config)
     try:
         with graph.as_default():
             try:
