@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smsurgery.integrity import require_intact
 from smsurgery.layout import list_versions
 from smsurgery.model import SavedModelFile, read
 
@@ -36,6 +37,7 @@ def describe_model(
     ops: bool = False,
 ) -> dict[str, Any]:
     meta = model.meta_graph(tags)
+    require_intact(model)  # a missing shard or an escaping symlink is an error, not a detail
     signatures = [meta.signature(signature)] if signature else meta.signatures()
     ref = model.ref
     variables = model.variables()

@@ -75,7 +75,10 @@ def list_versions(base: Path) -> dict[int, Path]:
 
 
 def has_saved_model(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in SAVED_MODEL_FILES)
+    try:
+        return any((folder / name).is_file() for name in SAVED_MODEL_FILES)
+    except PermissionError as error:  # a folder without read/search permission
+        raise PathNotFound(f"cannot read {folder}: permission denied") from error
 
 
 def split_version_suffix(text: str | Path) -> tuple[Path, int | None]:
@@ -150,6 +153,10 @@ def _resolve_file(path: Path, version: int | None) -> ModelRef:
 
 def describe_non_model(folder: Path) -> SmsurgeryError:
     """Say what a folder holds instead of a SavedModel, as precisely as we can."""
+    for name in SAVED_MODEL_FILES:
+        candidate = folder / name
+        if candidate.is_symlink() and not candidate.exists():
+            return NotASavedModel(f"{candidate} is a symlink loop or points at nothing")
     try:
         names = sorted(child.name for child in folder.iterdir())
     except PermissionError:

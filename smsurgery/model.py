@@ -257,6 +257,8 @@ def parse_saved_model(path: Path) -> Any:
             text_format.Parse(data.decode("utf-8"), saved_model, descriptor_pool=protos.pool())
         except (text_format.ParseError, UnicodeDecodeError) as error:
             raise CorruptModel(f"{path} is not a valid text SavedModel: {_first_line(error)}") from error
+        except RecursionError as error:  # text_format parses nested messages recursively
+            raise CorruptModel(f"{path} is not a valid text SavedModel: messages nested too deeply") from error
     else:
         try:
             saved_model.ParseFromString(data)

@@ -51,6 +51,8 @@ def _pb2_path(proto_file: str) -> Path:
     tf_root = _package_root("tensorflow")
     if tf_root is not None and top != "tensorflow":
         candidates.append(tf_root / "tensorflow" / relative)
+        # TF 2.21 ships xla/tsl/protobuf/*.proto as tensorflow/compiler/xla/tsl/protobuf/*_pb2.py.
+        candidates.append(tf_root / "tensorflow" / "compiler" / relative)
     for path in candidates:
         if path.is_file():
             return path

@@ -32,6 +32,8 @@ STAGING_PREFIX = ".smsurgery-staging-"
 # Files of the source version that the writer regenerates or drops instead of copying.
 NOT_CARRIED = {*SAVED_MODEL_FILES, "fingerprint.pb"}
 ProgressCallback = Callable[[str, int, int], None]  # (relative path, bytes done, bytes total)
+# Staging folders being built by this process (any thread): never stale, whatever the pid says.
+_ACTIVE_STAGING: set[Path] = set()
 
 
 @dataclass
@@ -66,6 +68,8 @@ def clean_stale_staging(base: Path) -> list[Path]:
         if not child.name.startswith(STAGING_PREFIX) or not child.is_dir():
             continue
         pid_text = child.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if child in _ACTIVE_STAGING:
+            continue
         if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
             continue
         shutil.rmtree(child, ignore_errors=True)
@@ -179,14 +183,24 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
     except OSError as error:
         raise PublishError(f"cannot write into {base}: {error.strerror}") from error
     staging = Staging(base=base, path=path, version=version)
+    _ACTIVE_STAGING.add(path)
     try:
         yield staging
         _fsync_tree(path)
         staging.version = _rename_into_place(base, path, version)
         _fsync_path(base)
+    except OSError as error:
+        shutil.rmtree(path, ignore_errors=True)
+        # A full disk (ENOSPC, EFBIG), a read error while copying: one line naming the file.
+        where = f" ({error.filename})" if error.filename else ""
+        raise PublishError(
+            f"cannot write a new version in {base}: {error.strerror or error}{where}; nothing was published"
+        ) from error
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
+    finally:
+        _ACTIVE_STAGING.discard(path)
 
 
 def _existing(base: Path, version: int) -> Path | None:
@@ -208,6 +222,9 @@ def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
             os.rename(staging, target)
             return number
         except OSError as error:
+            if error.errno in (errno.EEXIST, errno.ENOTEMPTY) and version is not None:
+                # Another writer took this number between our check and our rename.
+                raise PublishError(f"version {version} already exists in {base}") from error
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or version is not None:
                 raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
     raise PublishError(f"gave up finding a free version number in {base}")

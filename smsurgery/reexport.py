@@ -12,11 +12,13 @@ while a stale one would misreport the model's identity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smsurgery.errors import PublishError
+from smsurgery.integrity import require_intact
 from smsurgery.model import SavedModelFile
 from smsurgery.publish import CarryReport, ProgressCallback, carry_over, staged_version, write_bytes_synced
 
@@ -50,19 +52,25 @@ def publish_proto(
     link: bool = True,
     extra_files: dict[str, bytes] | None = None,
     progress: ProgressCallback | None = None,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
     """Write `saved_model` as a new version beside (or away from) `source`.
 
     `extra_files` maps paths relative to the version folder (for example
     `assets.extra/tf_serving_warmup_requests`) to bytes; they replace files of
-    the same path carried over from the source.
+    the same path carried over from the source. `before_publish(staging_dir)`
+    runs once the staged version is complete and before it is renamed into
+    place (verification); if it raises, nothing is published.
     """
     base = target_base(source, out_base)
+    require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
     with staged_version(base, version) as staging:
         carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=progress)
         write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
         for relative, data in extra.items():
             write_bytes_synced(staging.path / relative, data)
+        if before_publish is not None:
+            before_publish(staging.path)
     assert staging.version is not None
     return PublishedVersion(base=base, version=staging.version, path=base / str(staging.version), carried=carried)

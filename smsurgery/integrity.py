@@ -1,0 +1,219 @@
+"""Is a version folder whole and safe to read, serve and copy from?
+
+A parsed `saved_model.pb` says little about the files around it. TensorFlow
+Serving fails at load time when a variable shard is missing or short, and a
+copy of a hostile folder could carry a file from outside it (an asset named
+`../../etc/passwd`, a symlink to `/`). `check_version` looks, without
+TensorFlow and without reading tensor data:
+
+- every symlink resolves, without a loop, to a place inside the version folder;
+- every file can be read;
+- `variables/variables.index` parses, every shard it names exists, and each
+  tensor's bytes (offset + size) lie inside its shard;
+- every asset the meta graphs name is a plain relative path under `assets/`
+  and exists. An absent asset that no node reads is only a warning: the
+  loaders (and TensorFlow Serving's own test models) live with it.
+
+`require_intact` raises `CorruptModel` on the first error; `show` and the
+proto publisher call it, so a broken source is refused before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from smsurgery import protos
+from smsurgery.checkpoint_index import read_index
+from smsurgery.errors import CorruptModel, SmsurgeryError
+
+ERROR = "error"
+WARNING = "warning"
+_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # error | warning
+    path: str  # relative to the version folder
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def check_version(model: Any) -> list[Problem]:
+    """Every problem found in a `SavedModelFile`'s version folder (errors first)."""
+    root = Path(model.path)
+    problems = _check_tree(root)
+    if not any(p.severity == ERROR for p in problems):
+        problems += _check_variables(root)
+    problems += _check_assets(root, model.proto)
+    return sorted(problems, key=lambda p: p.severity != ERROR)
+
+
+def require_intact(model: Any) -> list[Problem]:
+    """Raise `CorruptModel` naming the first error; return the warnings."""
+    problems = check_version(model)
+    errors = [p for p in problems if p.severity == ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise CorruptModel(f"{model.ref}: {errors[0]}{more}")
+    return problems
+
+
+def _relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _check_tree(root: Path) -> list[Problem]:
+    """Symlinks stay inside, nothing loops, everything can be read."""
+    problems: list[Problem] = []
+    try:
+        real_root = Path(os.path.realpath(root, strict=True))
+    except OSError as error:
+        return [Problem(ERROR, ".", f"cannot resolve the version folder: {error.strerror}")]
+    if not os.access(root, os.R_OK | os.X_OK):
+        return [Problem(ERROR, ".", "the version folder cannot be read (permission denied)")]
+
+    def on_error(error: OSError) -> None:
+        where = _relative(root, Path(error.filename)) if error.filename else "."
+        problems.append(Problem(ERROR, where, f"cannot be read: {error.strerror}"))
+
+    for folder, dirs, files in os.walk(root, onerror=on_error):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            relative = _relative(root, path)
+            if path.is_symlink():
+                problem = _check_symlink(real_root, path, relative)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+            if name in files and not os.access(path, os.R_OK):
+                problems.append(Problem(ERROR, relative, "cannot be read (permission denied)"))
+    return problems
+
+
+def _check_symlink(real_root: Path, path: Path, relative: str) -> Problem | None:
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+    except OSError as error:
+        if error.errno == 40:  # ELOOP
+            return Problem(ERROR, relative, "is a symlink loop")
+        return Problem(ERROR, relative, f"is a symlink to nothing ({os.readlink(path)})")
+    except RuntimeError:
+        return Problem(ERROR, relative, "is a symlink loop")
+    if target != real_root and real_root not in target.parents:
+        return Problem(ERROR, relative, f"is a symlink that leaves the version folder (to {target})")
+    return None
+
+
+def _check_variables(root: Path) -> list[Problem]:
+    folder = root / "variables"
+    index = folder / "variables.index"
+    shards = {}
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = _SHARD.match(child.name)
+            if match:
+                shards[int(match[1])] = (child, int(match[2]))
+    if not index.exists():
+        if shards:
+            return [Problem(ERROR, "variables/variables.index", "is missing, but variable data shards exist")]
+        return []
+    try:
+        entries = read_index(index)
+    except SmsurgeryError as error:
+        reason = str(error.__cause__) if error.__cause__ is not None else error.message
+        return [Problem(ERROR, "variables/variables.index", f"does not parse: {reason}")]
+    totals = {count for _path, count in shards.values()}
+    if len(totals) > 1:
+        return [Problem(ERROR, "variables", f"has data shards of different sets (-of-{sorted(totals)})")]
+    sizes: dict[int, int] = {}
+    problems: list[Problem] = []
+    for entry in entries:
+        if entry.size == 0:
+            continue
+        if entry.shard_id not in shards:
+            name = f"variables/variables.data-{entry.shard_id:05d}-of-{max(totals, default=1):05d}"
+            problems.append(Problem(ERROR, name, f"is missing (variables.index needs it for '{entry.name}')"))
+            break
+        path = shards[entry.shard_id][0]
+        if entry.shard_id not in sizes:
+            sizes[entry.shard_id] = path.stat().st_size
+        if entry.offset + entry.size > sizes[entry.shard_id]:
+            problems.append(
+                Problem(
+                    ERROR,
+                    _relative(root, path),
+                    f"is {sizes[entry.shard_id]} bytes, but variables.index puts '{entry.name}' at bytes "
+                    f"{entry.offset}-{entry.offset + entry.size}: truncated, or an index of other data",
+                )
+            )
+            break
+    return problems
+
+
+def referenced_assets(saved_model: Any) -> list[tuple[str, str]]:
+    """(asset filename, tensor name) of every asset any meta graph names."""
+    asset_class = protos.message_class("tensorflow/core/protobuf/meta_graph.proto", "tensorflow.AssetFileDef")
+    found: list[tuple[str, str]] = []
+    for meta in saved_model.meta_graphs:
+        for asset in meta.asset_file_def:
+            found.append((asset.filename, asset.tensor_info.name))
+        if "saved_model_assets" in meta.collection_def:
+            for packed in meta.collection_def["saved_model_assets"].any_list.value:
+                try:
+                    asset = asset_class.FromString(packed.value)
+                except Exception:  # reported as an unreadable asset entry
+                    found.append(("<unreadable AssetFileDef>", ""))
+                    continue
+                found.append((asset.filename, asset.tensor_info.name))
+    return sorted(set(found))
+
+
+def unsafe_asset_name(filename: str) -> str | None:
+    """Why an asset filename could reach outside `assets/`, or None when it is plain."""
+    if not filename or "\x00" in filename:
+        return "is empty or holds a NUL byte"
+    if filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", filename):
+        return "is an absolute path"
+    parts = PurePosixPath(filename.replace("\\", "/")).parts
+    if ".." in parts:
+        return "climbs out of assets/ with '..'"
+    return None
+
+
+def _consumed_tensors(saved_model: Any) -> set[str]:
+    """Node names that some node of some meta graph takes as an input."""
+    used: set[str] = set()
+    for meta in saved_model.meta_graphs:
+        for node in meta.graph_def.node:
+            used.update(i.lstrip("^").split(":", 1)[0] for i in node.input)
+    return used
+
+
+def _check_assets(root: Path, saved_model: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    consumed: set[str] | None = None
+    for filename, tensor in referenced_assets(saved_model):
+        why = unsafe_asset_name(filename)
+        if why is not None:
+            problems.append(Problem(ERROR, "saved_model.pb", f"asset filename {filename!r} {why}"))
+            continue
+        try:
+            if (root / "assets" / filename).is_file():
+                continue
+        except OSError:
+            pass  # an unreadable assets/ folder is reported by the tree check
+        if consumed is None:
+            consumed = _consumed_tensors(saved_model)
+        if tensor and tensor.split(":", 1)[0] in consumed:
+            problems.append(Problem(ERROR, f"assets/{filename}", "is missing (the graph reads it at load time)"))
+        else:
+            problems.append(Problem(WARNING, f"assets/{filename}", "is missing (named by the model, read by no op)"))
+    return problems
