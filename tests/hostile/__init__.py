@@ -1,0 +1,1 @@
+"""A corpus of broken and hostile SavedModels, generated at test time (see corpus.py)."""

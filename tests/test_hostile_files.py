@@ -1,0 +1,226 @@
+"""Broken and hostile models: a clear one-line error, nothing written, nothing outside touched.
+
+The corpus (tests/hostile/corpus.py) damages copies of a fixture model in
+every way issue 8 lists. For each case: `show` exits 2 with one line naming
+the problem; the library (`describe`, and the proto publisher for the
+writing side) raises a SmsurgeryError with the same words; afterwards the
+whole temporary tree is byte-identical, with no new version and no staging
+folder. Permission cases run as an unprivileged user (root reads anything),
+and a full disk is a file-size limit on a publishing process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smsurgery.describe import describe
+from smsurgery.errors import CorruptModel, PathNotFound, PublishError, SmsurgeryError
+from smsurgery.integrity import WARNING, check_version
+from smsurgery.model import read
+from smsurgery.publish import STAGING_PREFIX, carry_over, staged_version
+from smsurgery.reexport import publish_proto
+from tests.conftest import REALMODELS, REPO, assert_one_line_error, run_cli, tree_digest
+from tests.hostile.corpus import CASES, SENTINEL, Case, make_case
+
+NOBODY = 65534
+
+
+def _listing(root: Path) -> list[str]:
+    """Every path under root, symlinks not followed: a new file or folder anywhere shows up."""
+    return sorted(
+        os.path.relpath(os.path.join(folder, name), root)
+        for folder, dirs, files in os.walk(root)
+        for name in dirs + files
+    )
+
+
+def _assert_words(error: BaseException, words: tuple[str, ...]) -> None:
+    for word in words:
+        assert word.lower() in str(error).lower(), (word, str(error))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_broken_model_is_refused_by_show_and_by_the_publisher(tmp_path: Path, case: Case) -> None:
+    base, _version, outside = make_case(case, tmp_path)
+    before, listing = tree_digest(tmp_path), _listing(tmp_path)
+
+    assert_one_line_error(run_cli("show", base), *case.words)
+    with pytest.raises(SmsurgeryError) as described:
+        describe(base)
+    _assert_words(described.value, case.words)
+    with pytest.raises(SmsurgeryError) as published:
+        source = read(base)  # a broken saved_model.pb is refused here already
+        publish_proto(source, source.proto)
+    _assert_words(published.value, case.words)
+
+    assert tree_digest(tmp_path) == before
+    assert _listing(tmp_path) == listing, "a version, a staging folder or a copy appeared"
+    assert (outside / SENTINEL).read_text() == "must never be read or copied\n"
+
+
+def test_corpus_covers_the_issue_list() -> None:
+    """The issue's list, by case name: a reminder when a case is dropped."""
+    names = {c.name for c in CASES}
+    assert {"pb_truncated", "pb_random", "pbtxt_syntax", "shard_missing", "shard_truncated"} <= names
+    assert {"index_of_other_data", "asset_absent", "asset_dotdot", "asset_absolute", "symlink_loop"} <= names
+    assert len(CASES) >= 18
+
+
+def test_unread_absent_asset_is_a_warning_as_the_loaders_accept_it(model_copy) -> None:
+    """TensorFlow Serving's own half_plus_two models name an asset they lack; they still load."""
+    name = "saved_model_half_plus_two_cpu_with_saved_model_config"
+    if not (REALMODELS / name).is_dir():
+        pytest.skip("real models not available")
+    base = model_copy(REALMODELS / name)
+    problems = check_version(read(base))
+    assert [(p.severity, p.path) for p in problems] == [(WARNING, "assets/foo.txt")]
+    assert describe(base)["signatures"]
+    published = publish_proto(read(base), read(base).proto)
+    assert published.version == 124
+
+
+def test_carry_over_of_a_vanished_file_names_it_and_leaves_nothing(tmp_path: Path, model_copy) -> None:
+    """A file that disappears between the check and the copy: PublishError naming it, no staging."""
+    base = model_copy("tf1_lookup")
+    source = base / "1"
+    (source / "assets" / "vocab.txt").unlink()
+    os.symlink(tmp_path / "gone.txt", source / "assets" / "vocab.txt")
+    out = tmp_path / "out"
+    with pytest.raises(PublishError) as error, staged_version(out) as staging:
+        carry_over(source, staging.path)
+    _assert_words(error.value, ("vocab.txt", "nothing was published"))
+    assert _listing(out) == []
+
+
+# --- a full disk -------------------------------------------------------------------------------
+
+_PUBLISH_SCRIPT = """
+import json, sys
+from smsurgery.errors import SmsurgeryError
+from smsurgery.model import read
+from smsurgery.reexport import publish_proto
+source = read(sys.argv[1])
+try:
+    published = publish_proto(source, source.proto, out_base=sys.argv[2], link=False)
+    print(json.dumps({"ok": published.version}))
+except SmsurgeryError as error:
+    print(json.dumps({"error": type(error).__name__, "message": str(error)}))
+"""
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        # Without ignoring SIGXFSZ the kernel kills the writer; ignored, write() fails with EFBIG.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_full_disk_gives_a_clear_error_and_publishes_nothing(tmp_path: Path, model_copy) -> None:
+    base = model_copy("tf1_lookup")
+    before = tree_digest(base)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "1").mkdir()  # an existing version that must stay alone
+    proc = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_SCRIPT, str(base), str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size(4096),  # saved_model.pb is ~16 KB
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["error"] == "PublishError", result
+    _assert_words(Exception(result["message"]), ("file too large", "nothing was published"))
+    assert sorted(p.name for p in out.iterdir()) == ["1"]
+    assert tree_digest(base) == before
+
+
+# --- permissions (root reads everything, so these run as an unprivileged user) ------------------
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder that user `nobody` can enter (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="smsurgery-perm-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def _unprivileged(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run Python as user nobody; `setpriv` lets the interpreter under /root still be executed."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv (util-linux): cannot drop privileges")
+        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": "/tmp", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [*prefix, sys.executable, *args], capture_output=True, text=True, cwd="/", env=env, timeout=120
+    )
+
+
+def _needs_unprivileged_python() -> None:
+    probe = _unprivileged(["-c", "import smsurgery.cli.app"])
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("1", ("cannot read", "permission denied")),
+        ("1/saved_model.pb", ("saved_model.pb", "permission denied")),
+        ("1/variables/variables.index", ("variables.index", "permission denied")),
+        ("1/assets", ("assets", "cannot be read")),
+    ],
+)
+def test_unreadable_parts_give_a_clear_error(world_readable_dir: Path, target: str, words: tuple[str, ...]) -> None:
+    _needs_unprivileged_python()
+    base = world_readable_dir / "model"
+    shutil.copytree(REPO / "fixtures" / "models" / "tf1_lookup", base)
+    for path in [base, *base.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (base / target).chmod(0)
+    before = _listing(world_readable_dir)
+    proc = _unprivileged(["-m", "smsurgery", "show", str(base)])
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    _assert_words(Exception(lines[0]), words)
+    assert _listing(world_readable_dir) == before
+
+
+def test_layout_names_an_unreadable_version_folder_in_process(tmp_path: Path, model_copy) -> None:
+    """The same error class for a Python caller (checked without privileges only)."""
+    if os.geteuid() == 0:
+        pytest.skip("running as root: permissions are not enforced; the unprivileged CLI test covers this")
+    base = model_copy("tf1_lookup")
+    (base / "1").chmod(0)
+    try:
+        with pytest.raises((PathNotFound, CorruptModel)):
+            describe(base)
+    finally:
+        (base / "1").chmod(0o755)
+    assert not any(p.name.startswith(STAGING_PREFIX) for p in base.iterdir())
