@@ -1,9 +1,133 @@
-"""`smsurgery diff` (not built yet)."""
+"""`smsurgery diff`: what changed between two versions, and does it break clients?
+
+Exit status: 0 no changes, 1 only compatible or internal changes, 3 breaking
+changes (2 stays for errors), so a CI job can gate on it.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json, shape_text
+from smsurgery.diff import DiffReport, diff
+from smsurgery.model import METHOD_PREFIX
+
+VERDICT_STYLES = {"breaking": "bold red", "compatible": "yellow", "internal": "dim"}
+_DEEP_GROUPS = {"variable": "variables (--deep)", "file": "files under assets/ and assets.extra/ (--deep)"}
+
+
+def diff_command(
+    old: Annotated[
+        str,
+        typer.Argument(
+            help="Older side: model base (its newest version), version folder or BASE@VERSION. "
+            "Alone: a model base, whose newest version is compared with the one before.",
+            show_default=False,
+            metavar="OLD",
+        ),
+    ],
+    new: Annotated[
+        str | None, typer.Argument(help="Newer side, same forms.", show_default=False, metavar="NEW")
+    ] = None,
+    tags: TagsOpt = None,
+    signature: SignatureOpt = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also compare variables (checkpoint index) and asset files (sha256).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two versions; exit 0 no changes, 1 compatible/internal only, 3 breaking."""
+    report = diff(old, new, tags=parse_tags(tags), signature=signature, deep=deep)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render_diff(report)
+    raise typer.Exit(report.exit_status)
+
+
+def render_diff(report: DiffReport) -> None:
+    """One table per group: the model, each signature in key order, variables, files."""
+    data = report.to_json()
+    out.print(f"old: {_side_text(data['old'])}", style="bold")
+    out.print(f"new: {_side_text(data['new'])}", style="bold")
+    narrowed = f", signature '{report.signature}'" if report.signature else ""
+    out.print(f"meta graph [{','.join(report.tags)}]{narrowed}")
+    if not data["changes"]:
+        out.print(f"no changes (exit {report.exit_status})")
+        return
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for change in data["changes"]:
+        groups.setdefault(_group(change), []).append(change)
+    for title, changes in groups.items():
+        notes = [_note(change) for change in changes]
+        table = Table(title=title, title_justify="left", title_style="bold")
+        for column in ("verdict", "change", "old", "new") + (("note",) if any(notes) else ()):
+            table.add_column(column)
+        for change, note in zip(changes, notes, strict=True):
+            cells = [_what(change), _value(change, "old"), _value(change, "new")] + ([note] if any(notes) else [])
+            table.add_row(Text(change["verdict"], style=VERDICT_STYLES[change["verdict"]]), *cells)
+        out.print(table)
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in data["summary"].items())
+    out.print(f"{data['verdict']} ({counts}); exit {report.exit_status}", style=VERDICT_STYLES[data["verdict"]])
+
+
+def _side_text(side: dict[str, Any]) -> str:
+    where = f"{side['base']}@{side['version']}" if side["version"] is not None else side["path"]
+    return f"{where} ({side['kind'].upper()} export)"
+
+
+def _group(change: dict[str, Any]) -> str:
+    subject = change["kind"].rsplit("_", 1)[0]
+    if subject in _DEEP_GROUPS:
+        return _DEEP_GROUPS[subject]
+    return f"signature '{change['signature']}'" if change["signature"] is not None else "model"
+
+
+def _what(change: dict[str, Any]) -> str:
+    """`input x: shape`, `signature removed`, `assets/vocab.txt added`, `method_name`."""
+    subject, action = change["kind"].rsplit("_", 1)
+    if subject == "method":
+        return "method_name"
+    if subject in ("input", "output"):
+        subject = f"{subject} {change['alias']}"
+    elif subject in _DEEP_GROUPS:
+        subject = change["name"]
+    else:
+        subject = subject.replace("_", " ")
+    return f"{subject}: {change['field']}" if action == "changed" and change["field"] else f"{subject} {action}"
+
+
+def _note(change: dict[str, Any]) -> str:
+    if change["counterpart"] is None:
+        return change["note"] or ""
+    arrow = "to" if change["kind"].endswith("_removed") else "from"
+    return f"{change['note']} {arrow} '{change['counterpart']}'"
+
+
+def _value(change: dict[str, Any], side: str) -> str:
+    value = change[side]
+    if change["field"] == "method_name":
+        return value.removeprefix(METHOD_PREFIX)
+    if change["field"] == "shape":
+        return shape_text(value)
+    if value is None:
+        return "" if change["field"] is None else "none"
+    if isinstance(value, dict) and "method_name" in value:
+        method = value["method_name"].removeprefix(METHOD_PREFIX)
+        return f"{method}({', '.join(value['inputs'])}) -> {', '.join(value['outputs']) or 'nothing'}"
+    if isinstance(value, dict) and "encoding" in value:
+        location = value["name"] if value["name"] is not None else value["encoding"]
+        return f"{value['dtype']} {shape_text(value['shape'])} {location}"
+    if isinstance(value, dict):  # a variable
+        return f"{value['dtype']} {shape_text(value['shape'])} {value['bytes']} B"
+    if isinstance(value, list):  # a tag set
+        return "[" + ",".join(value) + "]"
+    return str(value)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    app.command("diff")(diff_command)
