@@ -1,9 +1,230 @@
-"""`smsurgery request` (not built yet)."""
+"""`smsurgery request`, `run` and `warmup`: what to POST, what Serving answers, warmup records.
+
+`request` never starts the TensorFlow runtime (it reads protos only); `run`
+and `warmup` load the model with the TF1 loader, as Serving does.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from smsurgery.cli.common import PathArg, SignatureOpt, TagsOpt, VersionOpt, note, parse_tags, print_json, warn
+from smsurgery.errors import InvalidRequest, PathNotFound
+from smsurgery.examples import parse_input_flags
+from smsurgery.grpc_requests import (
+    BuiltRequest,
+    build_request,
+    curl_line,
+    grpc_request,
+    message_text,
+)
+
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="ALIAS=VALUE: a JSON literal, @file.json, @file.npy, or @file (bytes, sent as b64). "
+        "The whole tensor, batch dimension included; repeat an alias for one instance each. "
+        "For classify/regress: FEATURE=VALUE, or inputs=@examples.json.",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="REST body format: row (instances) or columnar (inputs).")]
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--method", help="predict, classify or regress (default: the signature's method).", show_default=False
+    ),
+]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Examples / size of unknown dimension 0 in sample values.")]
+
+
+def _build(
+    path: str,
+    version: int | None,
+    tags: str | None,
+    signature: str | None,
+    method: str | None,
+    fmt: str,
+    inputs: list[str] | None,
+    batch: int,
+    *,
+    rest: bool = True,
+    model_name: str | None = None,
+) -> BuiltRequest:
+    built = build_request(
+        path,
+        version=version,
+        tags=parse_tags(tags),
+        signature=signature,
+        method=method,
+        fmt=fmt,
+        specs=parse_input_flags(inputs),
+        batch=batch,
+        rest=rest,
+        model_name=model_name,
+    )
+    return built
+
+
+def _warn_notes(built: BuiltRequest) -> None:
+    for text in built.notes:
+        warn(text)
+
+
+def _run_checked(built: BuiltRequest, context: str = "") -> str:
+    """Run a built request; a failure carries the builder's warnings as its hint (one line still)."""
+    from smsurgery.graph.run import run_request
+
+    try:
+        return run_request(built).text
+    except InvalidRequest as error:
+        hint = "; ".join(built.notes) or error.hint
+        raise InvalidRequest(context + error.message, hint=hint) from error
+
+
+def request(
+    path: PathArg,
+    version: VersionOpt = None,
+    tags: TagsOpt = None,
+    signature: SignatureOpt = None,
+    method: MethodOpt = None,
+    fmt: FormatOpt = "row",
+    inputs: InputOpt = None,
+    batch: BatchOpt = 1,
+    host: Annotated[str, typer.Option("--host", help="Server for the curl line (HOST, HOST:PORT or a URL).")] = (
+        "localhost"
+    ),
+    model_name: Annotated[
+        str | None, typer.Option("--model-name", help="Model name in the URL (default: the model base's folder name).")
+    ] = None,
+    curl: Annotated[bool, typer.Option("--curl", help="Print only the curl line, on stdout.")] = False,
+    grpc: Annotated[bool, typer.Option("--grpc", help="Write the gRPC request (text format) instead.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the body (or with --grpc the request; binary if it ends in .pb).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the REST body for a signature (stdout) and the curl line that posts it (stderr)."""
+    built = _build(path, version, tags, signature, method, fmt, inputs, batch, rest=not grpc, model_name=model_name)
+    _warn_notes(built)
+    if grpc:
+        message = grpc_request(built)
+        if out is None:
+            sys.stdout.write(message_text(message))
+        elif out.suffix == ".pb":
+            _write(out, message.SerializeToString(deterministic=True))
+        else:
+            _write(out, message_text(message).encode("utf-8"))
+        return
+    if out is not None:
+        _write(out, (built.text() + "\n").encode("utf-8"))
+    line = curl_line(built, host, body_file=str(out) if out is not None else None)
+    if curl:
+        sys.stdout.write(line + "\n")
+        return
+    if out is None:
+        sys.stdout.write(built.text() + "\n")
+    note(line)
+    if out is None and line.endswith("@body.json"):
+        note("(body.json: the body printed above; save it with > body.json, or use -o FILE)")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise PathNotFound(f"cannot write {path}: {error.strerror}") from error
+
+
+def run(
+    path: PathArg,
+    version: VersionOpt = None,
+    tags: TagsOpt = None,
+    signature: SignatureOpt = None,
+    method: MethodOpt = None,
+    body: Annotated[
+        str | None, typer.Option("--body", "-b", help="REST body file, or - for stdin.", show_default=False)
+    ] = None,
+    fmt: FormatOpt = "row",
+    inputs: InputOpt = None,
+    batch: BatchOpt = 1,
+) -> None:
+    """Answer a REST body (or --input values, or samples) as TensorFlow Serving would, via the TF1 loader."""
+    from smsurgery.graph.run import run_body
+
+    if body is not None and inputs:
+        raise InvalidRequest("give either --body or --input, not both")
+    if body is None:
+        built = _build(path, version, tags, signature, method, fmt, inputs, batch)
+        sys.stdout.write(_run_checked(built) + "\n")
+        _warn_notes(built)
+        return
+    result = run_body(
+        path, _read_body(body), version=version, tags=parse_tags(tags), signature=signature, method=method
+    )
+    sys.stdout.write(result.text + "\n")
+
+
+def _read_body(body: str) -> bytes:
+    if body == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(body).read_bytes()
+    except OSError as error:
+        raise PathNotFound(f"cannot read body {body}: {error.strerror}") from error
+
+
+def warmup(
+    path: PathArg,
+    version: VersionOpt = None,
+    tags: TagsOpt = None,
+    signature: SignatureOpt = None,
+    method: MethodOpt = None,
+    inputs: InputOpt = None,
+    batch: BatchOpt = 1,
+    count: Annotated[int, typer.Option("--count", help="Number of records (1-1000).")] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Model base for the new version (default: the source's base).", show_default=False),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Run the request once first, as Serving will at load time.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records)."""
+    from smsurgery.grpc_requests import publish_warmup, warmup_bytes
+
+    built = _build(path, version, tags, signature, method, "row", inputs, batch, rest=False)
+    warmup_bytes(built, count)  # refuse a bad --count before loading anything
+    if check:
+        _run_checked(built, "the warmup request fails, so Serving would refuse to load the version: ")
+    report = publish_warmup(built, count, out_base=out)
+    if as_json:
+        print_json(report.to_json())
+        return
+    records = f"{report.records} PredictionLog record{'s' if report.records != 1 else ''}"
+    sys.stdout.write(
+        f"wrote {report.path}: {report.file.relative_to(report.path)} with {records} "
+        f"({report.method}, signature '{report.signature}', {report.bytes} bytes)\n"
+    )
+    if report.replaced:
+        note("the source version's warmup file was replaced")
+    _warn_notes(built)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    app.command("request")(request)
+    app.command("run")(run)
+    app.command("warmup")(warmup)
