@@ -1,9 +1,108 @@
-"""`smsurgery convert` (not built yet)."""
+"""`smsurgery convert`: a checkpoint, frozen graph or Keras file as the next version of a model base."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.table import Table
+
+from smsurgery.cli.common import JsonOpt, TagsOpt, out, parse_tags, print_json, shape_text
+
+if TYPE_CHECKING:
+    from smsurgery.graph.convert import Candidates, ConvertReport
+
+TensorsOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="ALIAS=TENSOR (repeatable or comma-separated; ':0' optional). Graph sources only."),
+]
+
+
+def convert(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint (prefix, .meta or its folder), frozen GraphDef (.pb, .pbtxt), or Keras (.keras, .h5).",
+            show_default=False,
+        ),
+    ],
+    base: Annotated[
+        str, typer.Argument(help="Model base to write the new version into (created if missing).", show_default=False)
+    ],
+    inputs: TensorsOpt = None,
+    outputs: TensorsOpt = None,
+    signature: Annotated[str, typer.Option("--signature", "-s", help="Signature key.")] = "serving_default",
+    method: Annotated[str, typer.Option(help="predict, classify or regress.")] = "predict",
+    tags: TagsOpt = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version to write (default: the next free one).", show_default=False)
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Run source and result on the same inputs before publishing.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a TF1 checkpoint, frozen GraphDef or Keras file into a new SavedModel version of BASE."""
+    from smsurgery.graph.convert import TensorsNeeded
+    from smsurgery.graph.convert import convert as convert_model
+
+    try:
+        report = convert_model(
+            source,
+            base,
+            inputs=inputs,
+            outputs=outputs,
+            signature=signature,
+            method=method,
+            tags=parse_tags(tags),
+            version=version,
+            verify=verify,
+        )
+    except TensorsNeeded as needed:
+        # The candidates are the answer the user needs: stdout, then the one-line error on stderr.
+        if as_json:
+            print_json(needed.candidates.to_json())
+        else:
+            render_candidates(needed.candidates)
+        raise
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render_report(report)
+
+
+def render_report(report: ConvertReport) -> None:
+    out.print(f"{report.path}  (version {report.version} of {report.base})", style="bold")
+    out.print(f"from {report.source}: {report.format.description}")
+    check = report.verification
+    out.print(
+        f"verified: outputs equal on {check.batch} generated rows (max abs diff {check.max_abs_diff:g})"
+        if check
+        else "not verified (--no-verify)"
+    )
+    view = report.signature
+    table = Table(
+        title=f"signature '{view.key}'  {view.method_name}  tags [{','.join(report.tags)}]", title_justify="left"
+    )
+    for column in ("", "alias", "dtype", "shape", "tensor"):
+        table.add_column(column)
+    for direction, tensors in (("input", view.inputs), ("output", view.outputs)):
+        for tensor in tensors:
+            shape = list(tensor.shape) if tensor.shape is not None else None
+            table.add_row(direction, tensor.alias, tensor.dtype, shape_text(shape), tensor.location)
+    out.print(table)
+
+
+def render_candidates(candidates: Candidates) -> None:
+    table = Table(title=f"candidates in {candidates.source} ({candidates.format.description})", title_justify="left")
+    for column in ("use as", "tensor", "op", "dtype", "shape"):
+        table.add_column(column)
+    for role, found in (("input", candidates.inputs), ("output", candidates.outputs)):
+        for candidate in found:
+            shape = list(candidate.shape) if candidate.shape is not None else None
+            table.add_row(role, candidate.name, candidate.op, candidate.dtype, shape_text(shape))
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    app.command("convert")(convert)
