@@ -1,9 +1,126 @@
-"""`smsurgery image` (not built yet)."""
+"""`smsurgery image-input`: accept JPEG/PNG/GIF/BMP bytes (`{"b64": ...}`) in front of an image input."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+
+from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt, note, out, parse_tags, print_json
+
+
+def image_input(
+    path: PathArg,
+    signature: SignatureOpt = None,
+    input_alias: Annotated[
+        str | None, typer.Option("--input", help="The image input's alias (default: the only image-like input).")
+    ] = None,
+    input_name: Annotated[
+        str | None, typer.Option("--input-name", help="Alias of the new string input (default: <alias>_bytes).")
+    ] = None,
+    size: Annotated[
+        tuple[int, int] | None,
+        typer.Option("--size", help="Height and width to resize to; needed when the input's are dynamic."),
+    ] = None,
+    channels: Annotated[
+        int | None, typer.Option("--channels", help="Channel count (1, 3, 4) when the input's is unknown.")
+    ] = None,
+    resize: Annotated[
+        str, typer.Option("--resize", help="bilinear, nearest, bicubic, area, lanczos3/5, gaussian, mitchellcubic.")
+    ] = "bilinear",
+    preserve_aspect_ratio: Annotated[
+        bool, typer.Option("--preserve-aspect-ratio", help="Resize without distortion and pad with black.")
+    ] = False,
+    scale: Annotated[
+        str | None, typer.Option("--scale", help="Value range LOW,HIGH (default 0,1 for floats, 0,255 for integers).")
+    ] = None,
+    mean: Annotated[str | None, typer.Option("--mean", help="Per-channel mean subtracted after scaling.")] = None,
+    std: Annotated[str | None, typer.Option("--std", help="Per-channel std divided by after the mean.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--as", help="Key of the new signature (default serving_b64).", show_default=False)
+    ] = None,
+    keep_original_as: Annotated[
+        str | None,
+        typer.Option("--keep-original-as", help="With --as equal to --signature: where the original moves."),
+    ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Change the signature's input in place.")] = False,
+    base64_in_graph: Annotated[
+        bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
+    ] = False,
+    route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
+    out_base: Annotated[
+        str | None, typer.Option("--out", help="Model base to publish into (default: the source's).")
+    ] = None,
+    new_version: Annotated[
+        int | None, typer.Option("--new-version", help="Version number to publish (default: the next free one).")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
+    ] = True,
+    version: VersionOpt = None,
+    tags: TagsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a signature that takes image files as a string input, decoding them in the graph."""
+    from smsurgery.graph.image import add_image_input
+
+    report = add_image_input(
+        path,
+        signature,
+        version=version,
+        tags=parse_tags(tags),
+        out_base=out_base,
+        new_version=new_version,
+        verify=verify,
+        input_alias=input_alias,
+        input_name=input_name,
+        size=size,
+        channels=channels,
+        resize=resize,
+        preserve_aspect_ratio=preserve_aspect_ratio,
+        scale=scale,
+        mean=mean,
+        std=std,
+        target=target,
+        keep_original_as=keep_original_as,
+        replace=replace,
+        base64_in_graph=base64_in_graph,
+        route=route,
+    )
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render(report.to_json())
+
+
+def render(report: dict[str, Any]) -> None:
+    out.print(f"published {report['base']} version {report['version']} ({report['route']} route)", style="bold")
+    other = "".join(f", {alias}" for alias in report["other_inputs"])
+    out.print(
+        f"signature '{report['target']}': {report['new_input']} (DT_STRING, [None]){other} -> "
+        + ", ".join(report["outputs"])
+    )
+    out.print(
+        f"  each image: decode to {report['channels']} channels, resize to {report['height']}x{report['width']} "
+        f"({report['resize']}{', aspect kept, padded' if report['preserve_aspect_ratio'] else ''}), "
+        f"scale to {report['scale'][0]:g}..{report['scale'][1]:g}"
+        + (f", mean {report['mean']}" if report["mean"] else "")
+        + (f", std {report['std']}" if report["std"] else "")
+        + f", {report['dtype']}; feeds '{report['input']}' of '{report['signature']}'"
+    )
+    if report["kept_original_as"]:
+        out.print(f"the original '{report['signature']}' is now '{report['kept_original_as']}'")
+    for dropped in report["dropped_files"]:
+        note(f"not carried over: assets.extra/{dropped} (its requests target a signature whose input changed)")
+    if report["verification"]:
+        diffs = report["verification"]["new_signature_max_abs_diff"]
+        out.print(
+            "verified: new signature vs eager decoding, max abs diff "
+            + ", ".join(f"{loader} {value:.2g}" for loader, value in diffs.items())
+            + f"; {len(report['verification']['original_signatures'])} original signature(s) checked"
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("image-input")(image_input)

@@ -1,0 +1,225 @@
+"""Accept JPEG/PNG/GIF/BMP bytes in front of an image input, so clients can send `{"b64": ...}`.
+
+TensorFlow Serving base64-decodes every `{"b64": ...}` value of a DT_STRING
+input before the graph runs, so the graph receives the image file itself and
+must decode the image, not the base64 (decoding twice is the classic
+mistake; `base64_in_graph` is only for clients that send web-safe base64
+text as a plain string). Per image, on the CPU (string tensors inside a
+mapped loop fail on GPU serving): decode with the model's channel count and
+`expand_animations=False` (GIF: first frame), `convert_image_dtype` to [0, 1]
+floats *before* resizing (the other order gives values up to 255), resize
+to the model's H and W, scale to the model's range and dtype. The decode runs
+in `tf.map_fn` with a declared `[H, W, C]` output signature, so images of
+different sizes share a batch and the model sees a static shape.
+
+Two routes, chosen by the kind of export (`route="auto"`):
+- `session` (TF1 exports): the model goes into a `tf.compat.v1` session
+  (`editable`), the decoder is built in its graph, `rewire.front_signature`
+  copies what depends on the image input and feeds it the decoded batch,
+  and `SavedModelBuilder` writes the result (`export.publish_editable`).
+- `function` (TF2 and Keras exports): `tf.saved_model.load`, a new
+  `tf.function` that decodes and calls the original signature function,
+  `tf.saved_model.save` with every original signature plus the new one. The
+  result stays a TF2 export (object graph, restored attributes such as a
+  Keras export's `serve`), which the session route would drop.
+Both results load under `tf.compat.v1.saved_model.loader.load` and
+`tf.saved_model.load` with the same keys and aliases; `image_routes`
+checks the staging folder with both loaders before it is published.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
+
+SCHEMA = "smsurgery.image-input/1"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+__all__ = [
+    "SCHEMA",
+    "ImageInputReport",
+    "ImagePlan",
+    "ImageSpec",
+    "add_image_input",
+    "decode_images",
+    "plan_image_input",
+    "preprocess_one",
+]
+
+
+# --------------------------------------------------------------------------
+# The decoding subgraph (graph mode, tf.function, or eager)
+# --------------------------------------------------------------------------
+
+
+def _decode(tf: Any, data: Any, channels: int) -> Any:
+    """uint8 [h, w, channels] from one image file, whatever its format.
+
+    `decode_image(channels=C)` alone refuses some pairs (JPEG and GIF have no
+    alpha; GIF and BMP no grayscale): those decode as RGB and are converted.
+    """
+
+    def native(count: int) -> Any:
+        return tf.io.decode_image(data, channels=count, expand_animations=False)
+
+    if channels == 3:
+        return native(3)
+    if channels == 1:
+        direct = tf.logical_or(tf.io.is_jpeg(data), tf.equal(tf.strings.substr(data, 0, 8), _PNG))
+        return tf.cond(direct, lambda: native(1), lambda: tf.image.rgb_to_grayscale(native(3)))
+    is_png = tf.equal(tf.strings.substr(data, 0, 8), _PNG)
+    direct = tf.logical_or(is_png, tf.equal(tf.strings.substr(data, 0, 2), b"BM"))
+
+    def opaque() -> Any:
+        rgb = native(3)
+        return tf.concat([rgb, tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], 0), tf.constant(255, tf.uint8))], axis=2)
+
+    return tf.cond(direct, lambda: native(4), opaque)
+
+
+def resize_with_pad(tf: Any, image: Any, height: int, width: int, method: str) -> Any:
+    """`tf.image.resize_with_pad`, with its sizes computed exactly.
+
+    TensorFlow's own computes the scaled size in float32 when the image
+    shape is dynamic (always, inside a graph) and in Python floats when it is
+    static (eager): 77x33 into 48x40 then resizes to 47 rows in a graph and
+    48 eagerly. Integer arithmetic gives the exact values of its formula:
+    the limiting side fills the target, the other is floor(side * ratio),
+    padding is floor((target - unfloored scaled side) / 2).
+    """
+    shape = tf.shape(image, out_type=tf.int64)
+    h, w = shape[0], shape[1]
+    target_h, target_w, zero, one = (tf.constant(v, tf.int64) for v in (height, width, 0, 1))
+    width_limits = w * target_h >= h * target_w
+    new_h = tf.where(width_limits, tf.maximum((h * target_w) // w, one), target_h)
+    new_w = tf.where(width_limits, target_w, tf.maximum((w * target_h) // h, one))
+    top = tf.where(width_limits, (target_h * w - h * target_w) // (2 * w), zero)
+    left = tf.where(width_limits, zero, (target_w * h - w * target_h) // (2 * h))
+    resized = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=method)
+    return tf.image.pad_to_bounding_box(resized, tf.cast(top, tf.int32), tf.cast(left, tf.int32), height, width)
+
+
+def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
+    """One image file (scalar string) -> [H, W, C] of the model's dtype and range."""
+    image = _decode(tf, data, spec.channels)
+    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]; must come before resize
+    if spec.preserve_aspect_ratio:
+        image = resize_with_pad(tf, image, spec.height, spec.width, spec.resize)
+    else:
+        image = tf.image.resize(image, [spec.height, spec.width], method=spec.resize)
+    low, high = spec.scale
+    if (low, high) != (0.0, 1.0):
+        image = image * (high - low) + low
+    if spec.mean is not None:
+        image = image - tf.constant(spec.mean, tf.float32)
+    if spec.std is not None:
+        image = image / tf.constant(spec.std, tf.float32)
+    dtype = tf.as_dtype(spec.tf_dtype)
+    if dtype.is_integer:
+        image = tf.saturate_cast(tf.round(image), dtype)
+    elif dtype != tf.float32:
+        image = tf.cast(image, dtype)
+    image.set_shape([spec.height, spec.width, spec.channels])
+    return image
+
+
+def decode_images(tf: Any, strings: Any, spec: ImageSpec) -> Any:
+    """[N] image files -> [N, H, W, C], every op on the CPU."""
+    with tf.device("/CPU:0"):
+        if spec.base64_in_graph:
+            strings = tf.io.decode_base64(strings)
+        # do_not_convert: map_fn would run autograph on the body (~1.5 s) for nothing; it uses tf.cond itself.
+        return tf.map_fn(
+            tf.autograph.experimental.do_not_convert(lambda data: preprocess_one(tf, data, spec)),
+            strings,
+            fn_output_signature=tf.TensorSpec([spec.height, spec.width, spec.channels], tf.as_dtype(spec.tf_dtype)),
+            name="decode_images",
+        )
+
+
+# --------------------------------------------------------------------------
+# The operation
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class ImageInputReport:
+    """What `add_image_input` did; `to_json()` is the `image-input --json` schema."""
+
+    source: str
+    base: str
+    version: int
+    path: str
+    route: str
+    signature: str
+    target: str
+    kept_original_as: str | None
+    replaced: bool
+    input: str
+    new_input: str
+    other_inputs: list[str]
+    outputs: list[str]
+    spec: ImageSpec
+    signatures: list[str]
+    dropped_files: list[str] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        spec = data.pop("spec")
+        spec["scale"] = list(spec["scale"])
+        for key in ("mean", "std"):
+            spec[key] = list(spec[key]) if spec[key] is not None else None
+        return {"schema": SCHEMA, **data, **spec}
+
+
+def add_image_input(
+    path: str | Path,
+    signature: str | None = None,
+    *,
+    version: int | None = None,
+    tags: tuple[str, ...] | None = None,
+    out_base: str | Path | None = None,
+    new_version: int | None = None,
+    verify: bool = True,
+    **options: Any,
+) -> ImageInputReport:
+    """Publish a new version whose signature takes image files as `<alias>_bytes`.
+
+    `options` are those of `plan_image_input` (input, input_name, size,
+    channels, resize, preserve_aspect_ratio, scale, mean, std, target,
+    keep_original_as, replace, base64_in_graph, route). Every bad input is
+    refused before TensorFlow starts and before anything is written.
+    """
+    started = time.perf_counter()
+    plan = plan_image_input(path, signature, version=version, tags=tags, out_base=out_base, **options)
+    from smsurgery.graph import image_routes
+
+    check = image_routes.staging_check(plan) if verify else None
+    route = image_routes.session_route if plan.route == "session" else image_routes.function_route
+    published = route(plan, new_version=new_version, check=check)
+    return ImageInputReport(
+        source=str(plan.model.ref),
+        base=str(published.base),
+        version=published.version,
+        path=str(published.path),
+        route=plan.route,
+        signature=plan.signature.key,
+        target=plan.target,
+        kept_original_as=plan.keep_original_as,
+        replaced=plan.replace,
+        input=plan.image.alias,
+        new_input=plan.new_alias,
+        other_inputs=[t.alias for t in plan.signature.inputs if t.alias != plan.image.alias],
+        outputs=[t.alias for t in plan.signature.outputs],
+        spec=plan.spec,
+        signatures=plan.new_signature_keys(),
+        dropped_files=list(plan.drop_extra),
+        verification=check.summary if check is not None else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )

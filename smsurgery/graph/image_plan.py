@@ -1,0 +1,330 @@
+"""Check an image-input request against the model and settle every choice, without TensorFlow.
+
+Everything a user can get wrong (no image-like input, unknown rank, a
+channel count TensorFlow cannot decode to, a dynamic size without `--size`,
+a signature key that is taken) is found here, from the protos alone, before
+the TensorFlow runtime starts and before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from smsurgery.errors import (
+    AliasNotFound,
+    InvalidEdit,
+    InvalidName,
+    NameCollision,
+    UnsupportedModel,
+    listing,
+)
+from smsurgery.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile, SignatureView, TensorView, read
+from smsurgery.reexport import target_base
+
+# Model input dtypes we can produce, as TensorFlow names them.
+TF_DTYPES = {
+    "DT_FLOAT": "float32",
+    "DT_HALF": "float16",
+    "DT_DOUBLE": "float64",
+    "DT_BFLOAT16": "bfloat16",
+    "DT_UINT8": "uint8",
+    "DT_INT8": "int8",
+    "DT_UINT16": "uint16",
+    "DT_INT16": "int16",
+    "DT_INT32": "int32",
+    "DT_INT64": "int64",
+}
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
+CHANNELS = (1, 3, 4)
+DEFAULT_TARGET = "serving_b64"
+DEFAULT_KEEP_ORIGINAL_AS = "serving_float"
+ROUTES = ("auto", "session", "function")
+WARMUP = "tf_serving_warmup_requests"
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How one image file becomes one model input row."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: str  # the model input's dtype, e.g. DT_FLOAT
+    resize: str = "bilinear"
+    preserve_aspect_ratio: bool = False
+    scale: tuple[float, float] = (0.0, 1.0)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    base64_in_graph: bool = False
+
+    @property
+    def tf_dtype(self) -> str:
+        return TF_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """A checked request: which signature, which input, what to build, where to publish."""
+
+    model: SavedModelFile
+    meta: MetaGraph
+    signature: SignatureView
+    image: TensorView
+    new_alias: str
+    target: str  # the key of the signature that takes bytes
+    keep_original_as: str | None  # where the original moves when `target` is its own key
+    replace: bool
+    spec: ImageSpec
+    base: Path
+    route: str  # session | function
+    drop_extra: tuple[str, ...] = ()  # assets.extra files not carried over
+
+    @property
+    def source(self) -> Path:
+        return self.model.path
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.meta.tags
+
+    def new_signature_keys(self) -> list[str]:
+        keys = set(self.meta.signature_keys()) | {self.target}
+        if self.keep_original_as:
+            keys.add(self.keep_original_as)
+        return sorted(keys)
+
+
+def _shape_text(tensor: TensorView) -> str:
+    if tensor.shape is None:
+        return "unknown rank"
+    return "[" + ",".join("None" if d < 0 else str(d) for d in tensor.shape) + "]"
+
+
+def _inputs_text(signature: SignatureView) -> str:
+    return listing(f"{t.alias} {t.dtype} {_shape_text(t)}" for t in signature.inputs)
+
+
+def _image_like(tensor: TensorView) -> bool:
+    return tensor.name is not None and tensor.dtype in TF_DTYPES and tensor.shape is not None and len(tensor.shape) == 4
+
+
+def choose_input(signature: SignatureView, alias: str | None) -> TensorView:
+    """The image input: the one named, or the only [batch, H, W, C] numeric input."""
+    where = f"signature '{signature.key}'"
+    if alias is not None:
+        tensor = signature.input(alias)
+    else:
+        candidates = [t for t in signature.inputs if _image_like(t)]
+        if len(candidates) > 1:
+            raise AliasNotFound(
+                f"{where} has several image-like inputs: {listing(t.alias for t in candidates)}",
+                hint="choose one with --input ALIAS",
+            )
+        unknown = [t for t in signature.inputs if t.shape is None and t.dtype in TF_DTYPES]
+        if not candidates and len(unknown) == 1:
+            tensor = unknown[0]
+        elif not candidates:
+            raise UnsupportedModel(
+                f"no image-like input ([batch, height, width, channels], numeric) in {where}; "
+                f"its inputs: {_inputs_text(signature)}"
+            )
+        else:
+            tensor = candidates[0]
+    if tensor.name is None:
+        raise UnsupportedModel(f"input '{tensor.alias}' of {where} is a {tensor.encoding} tensor, not an image")
+    if tensor.shape is None:
+        raise UnsupportedModel(
+            f"input '{tensor.alias}' of {where} has unknown rank; "
+            "an image input needs [batch, height, width, channels]",
+            hint="re-export the model with a static rank",
+        )
+    if len(tensor.shape) != 4 or tensor.dtype not in TF_DTYPES:
+        raise UnsupportedModel(
+            f"input '{tensor.alias}' of {where} is {tensor.dtype} {_shape_text(tensor)}, not an image input "
+            f"([batch, height, width, channels], numeric); its inputs: {_inputs_text(signature)}"
+        )
+    return tensor
+
+
+def _channels(tensor: TensorView, channels: int | None) -> int:
+    static = tensor.shape[3] if tensor.shape else -1
+    if static >= 0 and channels is not None and channels != static:
+        raise InvalidEdit(f"--channels {channels} contradicts input '{tensor.alias}', which has {static} channels")
+    value = static if static >= 0 else channels
+    if value is None:
+        raise UnsupportedModel(
+            f"input '{tensor.alias}' {_shape_text(tensor)} has an unknown channel count",
+            hint="pass --channels 1, 3 or 4",
+        )
+    if value not in CHANNELS:
+        raise UnsupportedModel(
+            f"input '{tensor.alias}' {_shape_text(tensor)} has {value} channels; images decode to 1, 3 or 4"
+        )
+    return value
+
+
+def _size(tensor: TensorView, size: Sequence[int] | None) -> tuple[int, int]:
+    assert tensor.shape is not None
+    static = (tensor.shape[1], tensor.shape[2])
+    if size is None:
+        if min(static) < 0:
+            raise UnsupportedModel(
+                f"input '{tensor.alias}' {_shape_text(tensor)} has a dynamic height or width",
+                hint="pass --size H W to choose the size images are resized to",
+            )
+        return static
+    height, width = (int(v) for v in size)
+    if height < 1 or width < 1:
+        raise InvalidEdit(f"--size {height} {width}: both must be positive")
+    for axis, wanted, fixed in (("height", height, static[0]), ("width", width, static[1])):
+        if fixed >= 0 and wanted != fixed:
+            raise InvalidEdit(f"--size {height} {width} contradicts input '{tensor.alias}', whose {axis} is {fixed}")
+    return height, width
+
+
+def _floats(text: str | Sequence[float] | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except ValueError as error:
+        raise InvalidEdit(f"{what} {text!r}: expected comma-separated numbers") from error
+    if not values:
+        raise InvalidEdit(f"{what} is empty")
+    return values
+
+
+def _per_channel(text: str | Sequence[float] | None, what: str, channels: int) -> tuple[float, ...] | None:
+    values = _floats(text, what)
+    if values is not None and len(values) not in (1, channels):
+        raise InvalidEdit(f"{what} has {len(values)} values; give 1 or {channels} (one per channel)")
+    if values is not None and len(values) == 1:
+        values = values * channels
+    return values
+
+
+def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dict) -> ImageSpec:
+    resize = options.get("resize") or "bilinear"
+    if resize not in RESIZE_METHODS:
+        raise InvalidEdit(f"unknown resize method '{resize}'", hint=f"use one of: {listing(RESIZE_METHODS)}")
+    integer = TF_DTYPES[tensor.dtype] not in ("float32", "float16", "float64", "bfloat16")
+    scale = _floats(options.get("scale"), "--scale") or ((0.0, 255.0) if integer else (0.0, 1.0))
+    if len(scale) != 2 or scale[0] == scale[1]:
+        raise InvalidEdit(f"--scale {options.get('scale')!r}: expected two different numbers LOW,HIGH (e.g. -1,1)")
+    std = _per_channel(options.get("std"), "--std", channels)
+    if std is not None and 0.0 in std:
+        raise InvalidEdit("--std must not contain 0")
+    return ImageSpec(
+        height=size[0],
+        width=size[1],
+        channels=channels,
+        dtype=tensor.dtype,
+        resize=resize,
+        preserve_aspect_ratio=bool(options.get("preserve_aspect_ratio")),
+        scale=(scale[0], scale[1]),
+        mean=_per_channel(options.get("mean"), "--mean", channels),
+        std=std,
+        base64_in_graph=bool(options.get("base64_in_graph")),
+    )
+
+
+def _check_name(name: str, what: str) -> str:
+    if not _NAME.match(name) or name == INIT_OP_SIGNATURE:
+        raise InvalidName(f"{what} '{name}' is not a usable name", hint="use letters, digits, _ . - /")
+    return name
+
+
+def _keys(meta: MetaGraph, signature: SignatureView, target: str | None, keep: str | None, replace: bool) -> tuple:
+    """(target key, key the original moves to or None)."""
+    existing = meta.signature_keys()
+    if replace:
+        if target is not None and target != signature.key:
+            raise InvalidEdit(f"--replace edits signature '{signature.key}' in place; it cannot go with --as {target}")
+        return signature.key, None
+    target = _check_name(target or DEFAULT_TARGET, "signature key")
+    if target != signature.key:
+        if target in existing:
+            raise NameCollision(
+                f"signature '{target}' already exists in {meta.model.ref}",
+                hint="choose another key with --as, or --replace to edit the signature in place",
+            )
+        return target, None
+    keep = _check_name(keep or DEFAULT_KEEP_ORIGINAL_AS, "signature key")
+    if keep in existing:
+        raise NameCollision(
+            f"signature '{keep}' already exists in {meta.model.ref}; the original '{signature.key}' cannot move there",
+            hint="choose another key with --keep-original-as",
+        )
+    return target, keep
+
+
+def _route(meta: MetaGraph, route: str | None) -> str:
+    route = route or "auto"
+    if route not in ROUTES:
+        raise InvalidEdit(f"unknown route '{route}'", hint=f"use one of: {listing(ROUTES)}")
+    if route == "function" and meta.kind != "tf2":
+        raise UnsupportedModel("route 'function' needs a TF2 export (tf.saved_model.save); this is a TF1 export")
+    if route == "auto":
+        return "function" if meta.kind == "tf2" else "session"
+    return route
+
+
+def plan_image_input(
+    path: str | Path,
+    signature: str | None = None,
+    *,
+    version: int | None = None,
+    tags: tuple[str, ...] | None = None,
+    out_base: str | Path | None = None,
+    input_alias: str | None = None,
+    input_name: str | None = None,
+    size: Sequence[int] | None = None,
+    channels: int | None = None,
+    target: str | None = None,
+    keep_original_as: str | None = None,
+    replace: bool = False,
+    route: str | None = None,
+    **decoding: object,
+) -> ImagePlan:
+    """Check the request against the model; every choice settled, nothing written.
+
+    `decoding`: resize, preserve_aspect_ratio, scale ("LOW,HIGH"), mean, std
+    ("a,b,c" or one value), base64_in_graph.
+    """
+    unknown = set(decoding) - {"resize", "preserve_aspect_ratio", "scale", "mean", "std", "base64_in_graph"}
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    model = read(path, version)
+    meta = model.meta_graph(tags)
+    key = signature or "serving_default"
+    view = meta.signature(key)
+    image = choose_input(view, input_alias)
+    count = _channels(image, channels)
+    spec = _spec(image, count, _size(image, size), dict(decoding))
+    new_alias = _check_name(input_name or f"{image.alias}_bytes", "input name")
+    if new_alias in {t.alias for t in view.inputs if t.alias != image.alias}:
+        raise NameCollision(
+            f"signature '{key}' already has an input '{new_alias}'", hint="choose another with --input-name"
+        )
+    target_key, keep = _keys(meta, view, target, keep_original_as, replace)
+    changes_existing = replace or target_key == key
+    warmup = model.path / "assets.extra" / WARMUP
+    drop = (WARMUP,) if changes_existing and warmup.is_file() else ()
+    return ImagePlan(
+        model=model,
+        meta=meta,
+        signature=view,
+        image=image,
+        new_alias=new_alias,
+        target=target_key,
+        keep_original_as=keep,
+        replace=replace,
+        spec=spec,
+        base=target_base(model, out_base),
+        route=_route(meta, route),
+        drop_extra=drop,
+    )
