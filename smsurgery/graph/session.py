@@ -36,13 +36,25 @@ def import_tf() -> Any:
     return tf
 
 
+# Headers TensorFlow puts before the message that names the actual problem.
+_GENERIC_HEADERS = ("Graph execution error:", "Detected at node", "Detected unsupported operations")
+
+
 def first_line(error: BaseException) -> str:
-    """A TensorFlow error's message without its multi-line context."""
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    for line in str(text).splitlines():
-        if line.strip():
-            return f"{type(error).__name__}: {line.strip()}"
-    return type(error).__name__
+    """A TensorFlow error's message in one line: the line that names the problem.
+
+    Graph-mode errors start with "Graph execution error:" and a stack of
+    "Detected at node" context; the reason comes later, so skip those.
+    """
+    text = str(getattr(error, "message", None) or error or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [
+        line
+        for line in lines
+        if not line.startswith(_GENERIC_HEADERS) and not line.startswith(("[[", "File ", "Node:"))
+    ]
+    chosen = useful[0] if useful else (lines[0] if lines else "")
+    return f"{type(error).__name__}: {chosen}" if chosen else type(error).__name__
 
 
 @dataclass
