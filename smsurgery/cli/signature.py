@@ -1,9 +1,352 @@
-"""`smsurgery signature` (not built yet)."""
+"""`smsurgery signature|alias|output ...` (edits published as a new version) and `smsurgery compare`.
+
+Every edit command is one call of `smsurgery.editing.edit` plus rendering:
+the new version's path and the list of changes on stdout (or `--json`),
+warnings, verification and copy progress on stderr.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, err, note, out, parse_tags, print_json, warn
+from smsurgery.edits import (
+    AddOutput,
+    AddSignature,
+    Edit,
+    RemoveOutput,
+    RemoveSignature,
+    RenameAlias,
+    RenameSignature,
+    Repoint,
+    SetDefault,
+    edit_from_json,
+)
+from smsurgery.errors import InvalidEdit, PathNotFound
+
+signature_app = typer.Typer(help="Add, rename or remove signatures; choose the default.", no_args_is_help=True)
+alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
+output_app = typer.Typer(help="Add or remove a signature's outputs.", no_args_is_help=True)
+
+TargetVersionOpt = Annotated[
+    int | None, typer.Option("--version", help="Number of the new version (default: the next).", show_default=False)
+]
+OutOpt = Annotated[
+    str | None, typer.Option("--out", help="Publish into this model base instead of the source's.", show_default=False)
+]
+CopyOpt = Annotated[bool, typer.Option("--copy", help="Copy variable shards instead of hard-linking them.")]
+NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Do not run old and new versions to compare them.")]
+DropOpt = Annotated[
+    bool,
+    typer.Option(
+        "--drop-object-graph",
+        help="TF2 exports: publish without the object graph (needed to add signatures/outputs or repoint).",
+    ),
+]
+EditSignatureOpt = Annotated[str, typer.Option("--signature", "-s", help="Signature key.")]
+InputOpt = Annotated[bool, typer.Option("--input", help="The alias is an input (when it is both).")]
+OutputSideOpt = Annotated[bool, typer.Option("--output", help="The alias is an output (when it is both).")]
+PROGRESS_MIN_BYTES = 64 << 20
+
+
+class CopyProgress:
+    """A rich progress bar on stderr, shown only for files of 64 MB and more."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, relative: str, done: int, total: int) -> None:
+        if total < PROGRESS_MIN_BYTES:
+            return
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                console=err, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+        if relative not in self.tasks:
+            self.tasks[relative] = self.progress.add_task(f"copying {relative}", total=total)
+        self.progress.update(self.tasks[relative], completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def run_edits(
+    path: str,
+    edits: list[Edit],
+    *,
+    tags: str | None,
+    version: int | None,
+    out_base: str | None,
+    copy: bool,
+    no_verify: bool,
+    drop_object_graph: bool,
+    as_json: bool,
+) -> None:
+    """Apply, publish, render: the body every edit command shares."""
+    from smsurgery.editing import edit
+
+    progress = CopyProgress()
+    try:
+        result = edit(
+            path, edits, tags=parse_tags(tags), out=out_base, version=version, verify=not no_verify,
+            link=not copy, drop_object_graph=drop_object_graph, progress=progress,
+        )  # fmt: skip
+    finally:
+        progress.close()
+    if as_json:
+        print_json(result.to_json())
+        return
+    for message in result.report.warnings + (result.verification.notes if result.verification else []):
+        warn(message)
+    published = result.published
+    assert published is not None
+    out.print(f"published {published.path} (version {published.version} of {published.base})")
+    for change in result.report.changes:
+        out.print(f"  {change.detail}")
+    note(_verification_line(result.verification))
+
+
+def _verification_line(report: Any) -> str:
+    if report is None:
+        return "not verified (--no-verify)"
+    counts: dict[str, int] = {}
+    for outcome in report.signatures:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    words = {
+        "compared": "identical outputs", "both_fail": "fail alike on generated inputs", "new_only": "new",
+        "old_fails": "ran only in the new version", "changed_inputs": "with repointed inputs",
+    }  # fmt: skip
+    parts = [f"{n} {words.get(status, status)}" for status, n in sorted(counts.items())]
+    tf2 = any(o.tf2 for o in report.signatures)
+    return "verified against the source: " + ", ".join(parts) + ("; tf.saved_model.load agrees" if tf2 else "")
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or []:
+        alias, sep, tensor = item.partition("=")
+        if not sep or not alias or not tensor:
+            raise InvalidEdit(f"{what} '{item}' is not ALIAS=TENSOR", hint="e.g. --output logits=dense/BiasAdd:0")
+        result[alias] = tensor
+    return result
+
+
+def _side(as_input: bool, as_output: bool) -> str | None:
+    if as_input and as_output:
+        raise InvalidEdit("--input and --output exclude each other")
+    return "inputs" if as_input else "outputs" if as_output else None
+
+
+# --------------------------------------------------------------------------- signature
+
+
+@signature_app.command("add")
+def signature_add(
+    path: PathArg,
+    key: Annotated[str, typer.Argument(help="Key of the new signature.")],
+    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable.")] = None,
+    outputs: Annotated[list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable.")] = None,
+    method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
+    edit = AddSignature(key, _pairs(inputs, "input"), _pairs(outputs, "output"), method)
+    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
+              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@signature_app.command("rename")
+def signature_rename(
+    path: PathArg,
+    old: Annotated[str, typer.Argument(help="Current key.")],
+    new: Annotated[str, typer.Argument(help="New key.")],
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Rename a signature (in signature_def and, for TF2 exports, in the object graph)."""
+    run_edits(path, [RenameSignature(old, new)], tags=tags, version=version, out_base=out_base, copy=copy,
+              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@signature_app.command("remove")
+def signature_remove(
+    path: PathArg,
+    key: Annotated[str, typer.Argument(help="Key of the signature to remove.")],
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Remove a signature (never the last one)."""
+    run_edits(path, [RemoveSignature(key)], tags=tags, version=version, out_base=out_base, copy=copy,
+              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@signature_app.command("set-default")
+def signature_set_default(
+    path: PathArg,
+    key: Annotated[str, typer.Argument(help="The signature that becomes serving_default.")],
+    previous: Annotated[
+        str | None, typer.Option("--previous", help="New key for the signature it replaces.", show_default=False)
+    ] = None,
+    drop_previous: Annotated[bool, typer.Option("--drop-previous", help="Remove the one it replaces.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Serve KEY under its own name too.")] = False,
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Make KEY the default signature (serving_default)."""
+    edit = SetDefault(key, previous=previous, drop_previous=drop_previous, keep=keep)
+    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
+              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@signature_app.command("apply")
+def signature_apply(
+    path: PathArg,
+    edits_file: Annotated[str, typer.Argument(metavar="EDITS_JSON", help="A JSON list of edits, or - for stdin.")],
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Apply several edits in one go, as one new version."""
+    run_edits(path, read_edits(edits_file), tags=tags, version=version, out_base=out_base, copy=copy,
+              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+def read_edits(source: str) -> list[Edit]:
+    """`[{"op": "rename_signature", "old": ..., "new": ...}, ...]` from a file or stdin."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as error:
+            raise PathNotFound(f"cannot read edits file {source}: {error.strerror}") from error
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidEdit(f"edits file {source} is not JSON: {error.msg} (line {error.lineno})") from error
+    items = data.get("edits") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise InvalidEdit(f"edits file {source} must hold a non-empty list of edits")
+    return [edit_from_json(item) for item in items]
+
+
+# --------------------------------------------------------------------------- alias / output
+
+
+@alias_app.command("rename")
+def alias_rename(
+    path: PathArg,
+    old: Annotated[str, typer.Argument(help="Current alias.")],
+    new: Annotated[str, typer.Argument(help="New alias.")],
+    signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Rename an input or output of a signature (TF2: argument order permuted to match)."""
+    edit = RenameAlias(signature, old, new, side=_side(as_input, as_output))
+    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
+              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@alias_app.command("repoint")
+def alias_repoint(
+    path: PathArg,
+    alias: Annotated[str, typer.Argument(help="The input or output alias.")],
+    tensor: Annotated[str, typer.Argument(help="Tensor of the graph it should name, NODE:INDEX.")],
+    signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
+    edit = Repoint(signature, alias, tensor, side=_side(as_input, as_output))
+    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
+              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@output_app.command("add")
+def output_add(
+    path: PathArg,
+    alias: Annotated[str, typer.Argument(help="Alias of the new output.")],
+    tensor: Annotated[str, typer.Argument(help="Tensor of the graph, NODE:INDEX.")],
+    signature: EditSignatureOpt = "serving_default",
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Expose a tensor of the graph (embeddings, logits) as a new output of a signature."""
+    run_edits(path, [AddOutput(signature, alias, tensor)], tags=tags, version=version, out_base=out_base, copy=copy,
+              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+@output_app.command("remove")
+def output_remove(
+    path: PathArg,
+    alias: Annotated[str, typer.Argument(help="Alias of the output to remove.")],
+    signature: EditSignatureOpt = "serving_default",
+    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Remove an output of a signature (never the last one)."""
+    run_edits(path, [RemoveOutput(signature, alias)], tags=tags, version=version, out_base=out_base, copy=copy,
+              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="First model (reference): base, version folder or BASE@VERSION.")],
+    b: Annotated[str, typer.Argument(help="Second model.")],
+    signature: Annotated[str | None, typer.Option("--signature", "-s", help="Compare only this signature.")] = None,
+    rtol: Annotated[float, typer.Option("--rtol", help="Relative tolerance.")] = 0.0,
+    atol: Annotated[float, typer.Option("--atol", help="Absolute tolerance.")] = 1e-6,
+    tags: TagsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the signatures A and B share on the same generated inputs; exit 3 if outputs differ."""
+    from smsurgery.graph.verify import compare as compare_models
+
+    report = compare_models(a, b, signature=signature, tags=parse_tags(tags), rtol=rtol, atol=atol)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render_comparison(report)
+    if not report.ok:
+        raise typer.Exit(3)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def render_comparison(report: Any) -> None:
+    table = Table(title=f"{report.a}  vs  {report.b}  (rtol {report.rtol}, atol {report.atol})", title_justify="left")
+    for column in ("signature", "output", "status", "max abs diff", "max rel diff"):
+        table.add_column(column)
+    for outcome in report.signatures:
+        if not outcome.outputs:
+            table.add_row(outcome.key, "", outcome.status, "", outcome.error or "")
+        for diff in outcome.outputs:
+            table.add_row(outcome.key, diff.alias, diff.status, _number(diff.max_abs), _number(diff.max_rel))
+    out.print(table)
+    for message in report.notes:
+        note(message)
+    note("outputs agree within tolerance" if report.ok else "outputs differ: " + "; ".join(report.failures()))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.add_typer(signature_app, name="signature")
+    app.add_typer(alias_app, name="alias")
+    app.add_typer(output_app, name="output")
+    app.command("compare")(compare)
