@@ -522,13 +522,17 @@ class WarmupReport:
         }
 
 
-def publish_warmup(built: BuiltRequest, count: int = 1, *, out_base: str | Path | None = None) -> WarmupReport:
+def publish_warmup(
+    built: BuiltRequest, count: int = 1, *, out_base: str | Path | None = None, version: int | None = None
+) -> WarmupReport:
     """Write a new version: the source's files, plus the warmup file (replacing an old one)."""
     from smsurgery.reexport import publish_proto
 
     data = warmup_bytes(built, count)
     replaced = (built.model.path / WARMUP_FILE).is_file()
-    published = publish_proto(built.model, built.model.proto, out_base=out_base, extra_files={WARMUP_FILE: data})
+    published = publish_proto(
+        built.model, built.model.proto, out_base=out_base, version=version, extra_files={WARMUP_FILE: data}
+    )
     return WarmupReport(
         base=published.base,
         version=published.version,

@@ -141,3 +141,13 @@ def test_no_input_signature_gets_a_warmup_record(model_copy) -> None:
     records = _tf_records(publish_warmup(built).file)
     request = prediction_log_pb2.PredictionLog.FromString(records[0]).predict_log.request
     assert request.model_spec.signature_name == "get_counter" and len(request.inputs) == 0
+
+
+def test_version_option_names_the_new_version_and_at_picks_the_source(model_copy) -> None:
+    """Like every writing command: --version N is the version written; PATH@N the one read."""
+    base = model_copy(HP2)
+    published = publish_warmup(build_request(f"{base}@123", rest=False), version=500)
+    assert published.version == 500 and (base / "500" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    taken = run_cli("warmup", f"{base}@123", "--version", "500", "--no-check")
+    assert_one_line_error(taken, "version 500 already exists")
+    assert sorted(p.name for p in base.iterdir()) == ["00000123", "500"]

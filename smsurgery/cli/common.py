@@ -34,6 +34,21 @@ SignatureOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 
+# Options of every command that writes a new version. In these commands
+# `--version` names the version to WRITE; the source version is PATH@N.
+NewVersionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--version",
+        help="Number of the new version (default: the next free one); choose the source version with PATH@N.",
+        show_default=False,
+    ),
+]
+OutOpt = Annotated[
+    str | None,
+    typer.Option("--out", help="Model base to publish into (default: the source's).", show_default=False),
+]
+
 
 def parse_tags(tags: str | None) -> tuple[str, ...] | None:
     """`"serve,gpu"` -> ("serve", "gpu"); None stays None (the default rule applies)."""

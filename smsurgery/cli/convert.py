@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, TagsOpt, out, parse_tags, print_json, shape_text
+from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json, shape_text
 
 if TYPE_CHECKING:
     from smsurgery.graph.convert import Candidates, ConvertReport
@@ -34,9 +34,7 @@ def convert(
     signature: Annotated[str, typer.Option("--signature", "-s", help="Signature key.")] = "serving_default",
     method: Annotated[str, typer.Option(help="predict, classify or regress.")] = "predict",
     tags: TagsOpt = None,
-    version: Annotated[
-        int | None, typer.Option("--version", help="Version to write (default: the next free one).", show_default=False)
-    ] = None,
+    version: NewVersionOpt = None,
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run source and result on the same inputs before publishing.")
     ] = True,

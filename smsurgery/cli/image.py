@@ -6,7 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt, note, out, parse_tags, print_json
+from smsurgery.cli.common import (
+    JsonOpt,
+    NewVersionOpt,
+    OutOpt,
+    PathArg,
+    SignatureOpt,
+    TagsOpt,
+    note,
+    out,
+    parse_tags,
+    print_json,
+)
 
 
 def image_input(
@@ -48,16 +59,11 @@ def image_input(
         bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
     ] = False,
     route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
-    out_base: Annotated[
-        str | None, typer.Option("--out", help="Model base to publish into (default: the source's).")
-    ] = None,
-    new_version: Annotated[
-        int | None, typer.Option("--new-version", help="Version number to publish (default: the next free one).")
-    ] = None,
+    out_base: OutOpt = None,
+    new_version: NewVersionOpt = None,
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
     ] = True,
-    version: VersionOpt = None,
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -67,7 +73,6 @@ def image_input(
     report = add_image_input(
         path,
         signature,
-        version=version,
         tags=parse_tags(tags),
         out_base=out_base,
         new_version=new_version,

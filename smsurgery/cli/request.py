@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import PathArg, SignatureOpt, TagsOpt, VersionOpt, note, parse_tags, print_json, warn
+from smsurgery.cli.common import (
+    NewVersionOpt,
+    OutOpt,
+    PathArg,
+    SignatureOpt,
+    TagsOpt,
+    VersionOpt,
+    note,
+    parse_tags,
+    print_json,
+    warn,
+)
 from smsurgery.errors import InvalidRequest, PathNotFound
 from smsurgery.examples import parse_input_flags
 from smsurgery.grpc_requests import (
@@ -187,17 +198,14 @@ def _read_body(body: str) -> bytes:
 
 def warmup(
     path: PathArg,
-    version: VersionOpt = None,
     tags: TagsOpt = None,
     signature: SignatureOpt = None,
     method: MethodOpt = None,
     inputs: InputOpt = None,
     batch: BatchOpt = 1,
     count: Annotated[int, typer.Option("--count", help="Number of records (1-1000).")] = 1,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Model base for the new version (default: the source's base).", show_default=False),
-    ] = None,
+    out: OutOpt = None,
+    new_version: NewVersionOpt = None,
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Run the request once first, as Serving will at load time.")
     ] = True,
@@ -206,11 +214,11 @@ def warmup(
     """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records)."""
     from smsurgery.grpc_requests import publish_warmup, warmup_bytes
 
-    built = _build(path, version, tags, signature, method, "row", inputs, batch, rest=False)
+    built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything
     if check:
         _run_checked(built, "the warmup request fails, so Serving would refuse to load the version: ")
-    report = publish_warmup(built, count, out_base=out)
+    report = publish_warmup(built, count, out_base=out, version=new_version)
     if as_json:
         print_json(report.to_json())
         return

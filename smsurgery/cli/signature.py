@@ -16,7 +16,19 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, err, note, out, parse_tags, print_json, warn
+from smsurgery.cli.common import (
+    JsonOpt,
+    NewVersionOpt,
+    OutOpt,
+    PathArg,
+    TagsOpt,
+    err,
+    note,
+    out,
+    parse_tags,
+    print_json,
+    warn,
+)
 from smsurgery.edits import (
     AddOutput,
     AddSignature,
@@ -35,12 +47,6 @@ signature_app = typer.Typer(help="Add, rename or remove signatures; choose the d
 alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
 output_app = typer.Typer(help="Add or remove a signature's outputs.", no_args_is_help=True)
 
-TargetVersionOpt = Annotated[
-    int | None, typer.Option("--version", help="Number of the new version (default: the next).", show_default=False)
-]
-OutOpt = Annotated[
-    str | None, typer.Option("--out", help="Publish into this model base instead of the source's.", show_default=False)
-]
 CopyOpt = Annotated[bool, typer.Option("--copy", help="Copy variable shards instead of hard-linking them.")]
 NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Do not run old and new versions to compare them.")]
 DropOpt = Annotated[
@@ -158,7 +164,7 @@ def signature_add(
     inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable.")] = None,
     outputs: Annotated[list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable.")] = None,
     method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
@@ -172,7 +178,7 @@ def signature_rename(
     path: PathArg,
     old: Annotated[str, typer.Argument(help="Current key.")],
     new: Annotated[str, typer.Argument(help="New key.")],
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Rename a signature (in signature_def and, for TF2 exports, in the object graph)."""
@@ -184,7 +190,7 @@ def signature_rename(
 def signature_remove(
     path: PathArg,
     key: Annotated[str, typer.Argument(help="Key of the signature to remove.")],
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Remove a signature (never the last one)."""
@@ -201,7 +207,7 @@ def signature_set_default(
     ] = None,
     drop_previous: Annotated[bool, typer.Option("--drop-previous", help="Remove the one it replaces.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Serve KEY under its own name too.")] = False,
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Make KEY the default signature (serving_default)."""
@@ -214,7 +220,7 @@ def signature_set_default(
 def signature_apply(
     path: PathArg,
     edits_file: Annotated[str, typer.Argument(metavar="EDITS_JSON", help="A JSON list of edits, or - for stdin.")],
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Apply several edits in one go, as one new version."""
@@ -250,7 +256,7 @@ def alias_rename(
     old: Annotated[str, typer.Argument(help="Current alias.")],
     new: Annotated[str, typer.Argument(help="New alias.")],
     signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Rename an input or output of a signature (TF2: argument order permuted to match)."""
@@ -265,7 +271,7 @@ def alias_repoint(
     alias: Annotated[str, typer.Argument(help="The input or output alias.")],
     tensor: Annotated[str, typer.Argument(help="Tensor of the graph it should name, NODE:INDEX.")],
     signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
@@ -280,7 +286,7 @@ def output_add(
     alias: Annotated[str, typer.Argument(help="Alias of the new output.")],
     tensor: Annotated[str, typer.Argument(help="Tensor of the graph, NODE:INDEX.")],
     signature: EditSignatureOpt = "serving_default",
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Expose a tensor of the graph (embeddings, logits) as a new output of a signature."""
@@ -293,7 +299,7 @@ def output_remove(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="Alias of the output to remove.")],
     signature: EditSignatureOpt = "serving_default",
-    tags: TagsOpt = None, version: TargetVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
+    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Remove an output of a signature (never the last one)."""
