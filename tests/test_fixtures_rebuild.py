@@ -239,3 +239,10 @@ def test_sources_match_rebuild(rebuilt: Path):
     assert sorted(old_ckpt) == sorted(new_ckpt)
     for key in old_ckpt:
         np.testing.assert_array_equal(old_ckpt[key], new_ckpt[key], err_msg=key)
+
+
+def test_images_match_rebuild(rebuilt: Path):
+    """The sample images are byte-identical when rebuilt (TensorFlow's encoders are deterministic)."""
+    committed = FIXTURES / "images"
+    for name in ("sample.jpg", "sample.png"):
+        assert (committed / name).read_bytes() == (rebuilt / "images" / name).read_bytes(), name
