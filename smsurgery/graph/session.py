@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,36 @@ from smsurgery.errors import LoaderFailed, SignatureNotFound, UnsupportedModel, 
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
-def import_tf() -> Any:
-    """Import TensorFlow quietly; only ever called by commands that need the runtime."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Silence file descriptor 2 itself: TensorFlow's C++ start-up lines bypass Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
+
+def import_tf() -> Any:
+    """Import TensorFlow quietly; only ever called by commands that need the runtime.
+
+    TensorFlow 2.21 prints INFO lines (oneDNN, CUDA stubs, cuInit) from C++
+    while it imports and first lists devices, whatever TF_CPP_MIN_LOG_LEVEL
+    says; they would bury smsurgery's one-line messages. SMSURGERY_TF_LOGS=1
+    keeps them.
+    """
+    if "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "Graph"):
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = _stderr_silenced() if not os.environ.get("SMSURGERY_TF_LOGS") else contextlib.nullcontext()
+    with quiet:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the cuInit message comes out here, not at the first run
     tf.get_logger().setLevel("ERROR")
     with contextlib.suppress(Exception):
         from absl import logging as absl_logging
