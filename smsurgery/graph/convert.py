@@ -39,13 +39,13 @@ from smsurgery.errors import (
     NameCollision,
     PathNotFound,
     PublishError,
-    SmsurgeryError,
     TensorNotFound,
     UnsupportedModel,
     VerificationFailed,
     listing,
 )
 from smsurgery.formats import SourceFormat
+from smsurgery.graph.export import write_session
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, load_session
 from smsurgery.layout import has_saved_model, list_versions
 from smsurgery.model import METHOD_PREFIX, SignatureView, parse_saved_model, signature_view
@@ -311,33 +311,6 @@ def _open_source(fmt: SourceFormat) -> Iterator[Source]:
         source.close()
 
 
-def export_session(
-    session: Any, path: Path, tags: Sequence[str], signatures: dict[str, Any], *, saver: Any = None, main_op: Any = None
-) -> None:
-    """Write a TF1 session's graph and variables as a SavedModel into `path`, an existing empty folder.
-
-    A stand-in for the shared exporter (smsurgery.graph.export), kept as one function so it can be swapped.
-    """
-    tf = import_tf()
-    try:
-        builder = tf.compat.v1.saved_model.Builder(str(path))
-        with session.graph.as_default():
-            builder.add_meta_graph_and_variables(
-                session,
-                list(tags),
-                signature_def_map=signatures,
-                main_op=main_op,
-                saver=saver,
-                strip_default_attrs=True,
-                clear_devices=True,
-            )
-        builder.save()
-    except (OSError, SmsurgeryError):
-        raise
-    except Exception as error:
-        raise PublishError(f"SavedModelBuilder could not write {path}: {first_line(error)}") from error
-
-
 class _GraphSource:
     """A checkpoint or frozen graph, live in a TF1 session."""
 
@@ -417,7 +390,16 @@ class _GraphSource:
         raise TensorNotFound(f"no {role} tensor '{name}' in {self.fmt.path}", hint=hint)
 
     def export(self, path: Path, tags: tuple[str, ...]) -> None:
-        export_session(self.session, path, tags, self.signatures, saver=self.saver, main_op=self.main_op)
+        write_session(
+            self.session,
+            path,
+            tags=tags,
+            signature_def_map=self.signatures,
+            saver=self.saver,
+            main_op=self.main_op,
+            clear_devices=True,  # a training machine's device pins mean nothing to the server
+            strip_default_attrs=True,  # lets older Serving binaries load the graph
+        )
 
     def run(self, view: SignatureView, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed_dict = {view.input(alias).name: value for alias, value in feeds.items()}

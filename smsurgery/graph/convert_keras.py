@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from smsurgery import formats, protos
-from smsurgery.errors import InvalidEdit, PublishError, UnsupportedModel, listing
+from smsurgery.errors import InvalidEdit, UnsupportedModel, listing
 from smsurgery.formats import SourceFormat
 from smsurgery.graph.convert import Candidate, Candidates
+from smsurgery.graph.export import write_saved
 from smsurgery.graph.session import first_line, import_tf
 from smsurgery.model import METHOD_PREFIX, SignatureView
 
@@ -100,12 +101,7 @@ class KerasSource:
         root = tf.Module()
         root.model_variables = list(concrete.variables)
         root.resources = _keras_resources(tf, self.model)
-        try:
-            tf.saved_model.save(root, str(path), signatures={self.key: concrete})
-        except OSError:
-            raise
-        except Exception as error:
-            raise PublishError(f"tf.saved_model.save could not write {path}: {first_line(error)}") from error
+        write_saved(root, path, signatures={self.key: concrete})
 
     def run(self, view: SignatureView, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {alias: np.asarray(value) for alias, value in self.call(feeds).items()}

@@ -94,30 +94,61 @@ def publish_session(
     `before_publish(staging_dir)` runs on the finished staging folder; if it
     raises, nothing is published.
     """
-    tf = import_tf()
     base_path = Path(base)
-    signatures = {k: v for k, v in signature_def_map.items() if k != INIT_OP_SIGNATURE}
-    graph = session.graph
     with staged_version(base_path, version) as staging:
-        with graph.as_default(), _collections_cleared(graph, (*MAIN_OP_KEYS, ASSETS_KEY)):
-            try:
-                builder = tf.compat.v1.saved_model.Builder(str(staging.path))
-                builder.add_meta_graph_and_variables(
-                    session,
-                    list(tags),
-                    signature_def_map=signatures,
-                    assets_collection=list(assets) if assets else None,
-                    main_op=main_op,
-                    saver=saver,
-                    strip_default_attrs=False,
-                )
-                builder.save()
-            except (ValueError, TypeError, AssertionError, tf.errors.OpError) as error:
-                raise PublishError(f"SavedModelBuilder could not write the new version: {first_line(error)}") from error
+        write_session(
+            session,
+            staging.path,
+            tags=tags,
+            signature_def_map=signature_def_map,
+            saver=saver,
+            main_op=main_op,
+            assets=assets,
+        )
         carried = carry_extra(carry_from, staging.path, carry_skip)
         if before_publish is not None:
             before_publish(staging.path)
     return _published(base_path, staging.version, carried)
+
+
+def write_session(
+    session: Any,
+    path: Path,
+    *,
+    tags: Sequence[str],
+    signature_def_map: Mapping[str, Any],
+    saver: Any | None = None,
+    main_op: Any | None = None,
+    assets: Sequence[Any] | None = None,
+    clear_devices: bool = False,
+    strip_default_attrs: bool = False,
+) -> None:
+    """`SavedModelBuilder` into `path`, an existing empty folder (a staging folder).
+
+    The writing half of `publish_session`, for callers that manage the
+    staging folder themselves (convert verifies the written folder before it
+    is published). `clear_devices`/`strip_default_attrs` suit graphs from
+    elsewhere (a training checkpoint); an edited served model keeps both.
+    """
+    tf = import_tf()
+    signatures = {k: v for k, v in signature_def_map.items() if k != INIT_OP_SIGNATURE}
+    graph = session.graph
+    with graph.as_default(), _collections_cleared(graph, (*MAIN_OP_KEYS, ASSETS_KEY)):
+        try:
+            builder = tf.compat.v1.saved_model.Builder(str(path))
+            builder.add_meta_graph_and_variables(
+                session,
+                list(tags),
+                signature_def_map=signatures,
+                assets_collection=list(assets) if assets else None,
+                main_op=main_op,
+                saver=saver,
+                strip_default_attrs=strip_default_attrs,
+                clear_devices=clear_devices,
+            )
+            builder.save()
+        except (ValueError, TypeError, AssertionError, tf.errors.OpError) as error:
+            raise PublishError(f"SavedModelBuilder could not write the new version: {first_line(error)}") from error
 
 
 def publish_editable(
@@ -160,14 +191,19 @@ def publish_saved(
     `signatures` must name every signature the new version should have:
     `tf.saved_model.save` keeps no signature that is not passed.
     """
-    tf = import_tf()
     base_path = Path(base)
     with staged_version(base_path, version) as staging:
-        try:
-            tf.saved_model.save(obj, str(staging.path), signatures=dict(signatures))
-        except (ValueError, TypeError, tf.errors.OpError) as error:
-            raise PublishError(f"tf.saved_model.save could not write the new version: {first_line(error)}") from error
+        write_saved(obj, staging.path, signatures=signatures)
         carried = carry_extra(carry_from, staging.path, carry_skip)
         if before_publish is not None:
             before_publish(staging.path)
     return _published(base_path, staging.version, carried)
+
+
+def write_saved(obj: Any, path: Path, *, signatures: Mapping[str, Any]) -> None:
+    """`tf.saved_model.save` into `path` (a staging folder): the writing half of `publish_saved`."""
+    tf = import_tf()
+    try:
+        tf.saved_model.save(obj, str(path), signatures=dict(signatures))
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        raise PublishError(f"tf.saved_model.save could not write the new version: {first_line(error)}") from error
