@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ from smsurgery.errors import PublishError
 from smsurgery.layout import SAVED_MODEL_FILES, is_version_name, list_versions
 
 STAGING_PREFIX = ".smsurgery-staging-"
+# Exactly the names `staged_version` gives (PREFIX + pid + "-" + 8 hex digits): nothing else is removed.
+_STAGING_NAME = re.compile(re.escape(STAGING_PREFIX) + r"(\d+)-[0-9a-f]{8}")
 # Files of the source version that the writer regenerates or drops instead of copying.
 NOT_CARRIED = {*SAVED_MODEL_FILES, "fingerprint.pb"}
 ProgressCallback = Callable[[str, int, int], None]  # (relative path, bytes done, bytes total)
@@ -65,12 +68,13 @@ def clean_stale_staging(base: Path) -> list[Path]:
     if not base.is_dir():
         return removed
     for child in base.iterdir():
-        if not child.name.startswith(STAGING_PREFIX) or not child.is_dir():
-            continue
-        pid_text = child.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        match = _STAGING_NAME.fullmatch(child.name)
+        if match is None or not child.is_dir() or child.is_symlink():
+            continue  # not a name we give: never ours to remove
+        pid = int(match.group(1))
         if child in _ACTIVE_STAGING:
             continue
-        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+        if _pid_alive(pid) and pid != os.getpid():
             continue
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
@@ -208,8 +212,10 @@ def _existing(base: Path, version: int) -> Path | None:
 
 
 def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
+    floor = 0  # past a number taken by something that is not a version folder (a file named `3`)
     for _attempt in range(100):
-        number = version if version is not None else next_version(base)
+        number = version if version is not None else max(next_version(base), floor)
+        floor = number + 1
         if _existing(base, number):
             if version is not None:
                 raise PublishError(f"version {version} already exists in {base}")

@@ -11,6 +11,7 @@ the user asked for; Keras' own `model.export` would add `serve` beside
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -115,10 +116,12 @@ def load_keras(fmt: SourceFormat) -> KerasSource:
     if keras.backend.backend() != "tensorflow":
         raise UnsupportedModel(f"Keras runs on {keras.backend.backend()}", hint="set KERAS_BACKEND=tensorflow")
     suffix = _KERAS_SUFFIX[fmt.kind]
-    with tempfile.TemporaryDirectory(prefix="smsurgery-keras-") as tmp:
-        path = fmt.path
+    path = fmt.path
+    with contextlib.ExitStack() as stack:
         if path.suffix.lower() not in (suffix, ".hdf5" if suffix == ".h5" else suffix):
-            path = Path(tmp) / f"model{suffix}"  # Keras picks its reader by suffix
+            # Keras picks its reader by suffix. A temporary folder only then: a SIGKILL would leave it behind.
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="smsurgery-keras-"))
+            path = Path(tmp) / f"model{suffix}"
             path.symlink_to(fmt.path.absolute())
         try:
             model = keras.saving.load_model(str(path), compile=False)
