@@ -214,3 +214,21 @@ def test_a_copied_checkpoint_folder_with_absolute_paths_still_converts(tmp_path:
     report = convert(folder, tmp_path / "out", inputs=["x=input"], outputs=["y=output"])
     assert report.format.prefix == folder / "model.ckpt"
     assert os.path.isdir(report.path / "variables")
+
+
+def test_frozen_graph_pinned_to_a_gpu_converts_on_a_cpu_machine(tmp_path: Path) -> None:
+    """A graph frozen on a GPU machine keeps its device pins; the CPU-only convert must still run it."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.device("/device:GPU:0"):
+        x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
+        tf.identity(x * 3.0 + 1.0, name="y")
+    pinned = tmp_path / "pinned.pb"
+    pinned.write_bytes(graph.as_graph_def().SerializeToString())
+    assert any(node.device for node in graph.as_graph_def().node)
+    report = convert(pinned, tmp_path / "base", inputs=["x=x"], outputs=["y=y"])
+    assert report.verification is not None and report.verification.max_abs_diff == 0.0
+    with load_session(report.path, ["serve"]) as session:
+        out = session.run("serving_default", {"x": np.array([[1.0, 2.0]], np.float32)})
+    np.testing.assert_allclose(out["y"], [[4.0, 7.0]])

@@ -46,7 +46,7 @@ from smsurgery.errors import (
 )
 from smsurgery.formats import SourceFormat
 from smsurgery.graph.export import write_session
-from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, load_session
+from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, load_session, session_for
 from smsurgery.layout import has_saved_model, list_versions
 from smsurgery.model import METHOD_PREFIX, SignatureView, parse_saved_model, signature_view
 from smsurgery.publish import next_version, staged_version
@@ -445,7 +445,7 @@ def _load_checkpoint(fmt: SourceFormat) -> _GraphSource:
             tf.compat.v1.GraphKeys.LOCAL_VARIABLES
         ):
             main_op = tf.compat.v1.saved_model.main_op.main_op()
-    session = tf.compat.v1.Session(graph=graph)
+    session = session_for(graph)
     try:
         with graph.as_default():
             if saver is not None:
@@ -477,7 +477,7 @@ def _load_frozen(fmt: SourceFormat) -> _GraphSource:
             tf.graph_util.import_graph_def(graph_def, name="")
         except Exception as error:
             raise CorruptModel(f"TensorFlow cannot import {fmt.path}: {first_line(error)}") from error
-    session = tf.compat.v1.Session(graph=graph)
+    session = session_for(graph)
     # Frozen graphs keep table initializers as an op; GraphDefs carry no collections to find them by.
     main_op = next((op for op in graph.get_operations() if op.name == "init_all_tables"), None)
     if main_op is not None:

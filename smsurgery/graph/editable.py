@@ -31,7 +31,7 @@ from typing import Any
 
 from smsurgery import protos
 from smsurgery.errors import LoaderFailed, SignatureNotFound, listing
-from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf
+from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, session_for
 from smsurgery.layout import ModelRef
 from smsurgery.model import MetaGraph, SavedModelFile, read
 
@@ -169,8 +169,7 @@ def open_editable(
     meta_graph = _tf_meta_graph(meta)
     asset_files = _point_assets_at_source(meta_graph, model.path)
     graph = tf.Graph()
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    session = tf.compat.v1.Session(graph=graph, config=config)
+    session = session_for(graph)
     try:
         with graph.as_default():
             try:

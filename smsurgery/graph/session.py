@@ -130,14 +130,22 @@ class Session:
         self.session.close()
 
 
+def session_for(graph: Any) -> Any:
+    """A `tf.compat.v1.Session` on `graph` with soft placement.
+
+    Graphs exported for GPU serving (or frozen on a GPU machine) pin ops to
+    /device:GPU:0; soft placement lets them load and run on a CPU-only machine.
+    """
+    tf = import_tf()
+    return tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(allow_soft_placement=True))
+
+
 @contextlib.contextmanager
 def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Session]:
     """`tf.compat.v1.saved_model.loader.load` into a fresh graph: how Serving loads a version."""
     tf = import_tf()
     graph = tf.Graph()
-    # Soft placement: a model exported for GPU serving still loads on a CPU-only machine.
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-    session = tf.compat.v1.Session(graph=graph, config=config)
+    session = session_for(graph)
     try:
         with graph.as_default():
             try:
