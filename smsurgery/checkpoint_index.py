@@ -168,7 +168,3 @@ def read_index(path: Path) -> list[IndexEntry]:
         raise CorruptModel(f"{path} is not a valid checkpoint index: {error}") from error
     return result
 
-
-def variable_entries(path: Path) -> list[IndexEntry]:
-    """The variables proper: the index minus the object-graph bookkeeping entry."""
-    return [entry for entry in read_index(path) if entry.name != OBJECT_GRAPH_KEY]

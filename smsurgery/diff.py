@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from smsurgery.checkpoint_index import IndexEntry, variable_entries
+from smsurgery.checkpoint_index import IndexEntry
 from smsurgery.errors import CorruptModel, SignatureNotFound, TagSetNotFound, VersionNotFound, listing
 from smsurgery.integrity import require_intact
 from smsurgery.layout import ModelRef, list_versions, resolve
@@ -500,8 +500,7 @@ def _variable_changes(name: str, old: IndexEntry, new: IndexEntry) -> list[Chang
 
 
 def _variables(model: SavedModelFile) -> dict[str, IndexEntry]:
-    index = model.path / "variables" / "variables.index"
-    return {e.name: e for e in variable_entries(index)} if index.is_file() else {}
+    return {e.name: e for e in model.variable_entries()}
 
 
 def _variable_json(entry: IndexEntry) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from smsurgery import protos
-from smsurgery.checkpoint_index import read_index
 from smsurgery.errors import CorruptModel, SmsurgeryError
 
 ERROR = "error"
@@ -51,7 +50,7 @@ def check_version(model: Any) -> list[Problem]:
     root = Path(model.path)
     problems = _check_tree(root)
     if not any(p.severity == ERROR for p in problems):
-        problems += _check_variables(root)
+        problems += _check_variables(model)
     problems += _check_assets(root, model.proto)
     return sorted(problems, key=lambda p: p.severity != ERROR)
 
@@ -112,7 +111,8 @@ def _check_symlink(real_root: Path, path: Path, relative: str) -> Problem | None
     return None
 
 
-def _check_variables(root: Path) -> list[Problem]:
+def _check_variables(model: Any) -> list[Problem]:
+    root = Path(model.path)
     folder = root / "variables"
     index = folder / "variables.index"
     shards = {}
@@ -126,7 +126,7 @@ def _check_variables(root: Path) -> list[Problem]:
             return [Problem(ERROR, "variables/variables.index", "is missing, but variable data shards exist")]
         return []
     try:
-        entries = read_index(index)
+        entries = model.index_entries()
     except SmsurgeryError as error:
         reason = str(error.__cause__) if error.__cause__ is not None else error.message
         return [Problem(ERROR, "variables/variables.index", f"does not parse: {reason}")]

@@ -16,7 +16,7 @@ from google.protobuf import message as pb_message
 from google.protobuf import text_format
 
 from smsurgery import protos
-from smsurgery.checkpoint_index import variable_entries
+from smsurgery.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
 from smsurgery.layout import ModelRef, resolve
 
@@ -197,6 +197,7 @@ class SavedModelFile:
     def __init__(self, ref: ModelRef, proto: Any) -> None:
         self.ref = ref
         self.proto = proto
+        self._index: list[IndexEntry] | None = None
 
     @property
     def path(self) -> Path:
@@ -225,12 +226,26 @@ class SavedModelFile:
             hint="tag sets: " + listing("[" + tag_set_text(t) + "]" for t in self.tag_sets),
         )
 
+    @property
+    def index_path(self) -> Path:
+        return self.path / "variables" / "variables.index"
+
+    def index_entries(self) -> list[IndexEntry]:
+        """The checkpoint index's entries, parsed once (integrity, show and diff all need them)."""
+        if self._index is None:
+            self._index = read_index(self.index_path)
+        return self._index
+
+    def variable_entries(self) -> list[IndexEntry]:
+        """The variables proper, without the object-graph bookkeeping entry; [] without an index."""
+        if not self.index_path.is_file():
+            return []
+        return [entry for entry in self.index_entries() if entry.name != OBJECT_GRAPH_KEY]
+
     def variables(self) -> Variables:
-        index = self.path / "variables" / "variables.index"
-        if not index.is_file():
-            return Variables(count=0, bytes=0, present=False)
-        entries = variable_entries(index)
-        return Variables(count=len(entries), bytes=sum(e.size for e in entries), present=True)
+        entries = self.variable_entries()
+        present = self.index_path.is_file()
+        return Variables(count=len(entries), bytes=sum(e.size for e in entries), present=present)
 
     def files_under(self, folder: str) -> list[FileEntry]:
         root = self.path / folder
