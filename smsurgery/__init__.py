@@ -41,8 +41,8 @@ _EXPORTS = {
     "compare": "smsurgery.graph.verify",
     "add_image_input": "smsurgery.graph.image",
     "convert": "smsurgery.graph.convert",
-    "build_request": "smsurgery.grpc_requests",
-    "publish_warmup": "smsurgery.grpc_requests",
+    "build_request": "smsurgery.request_body",
+    "publish_warmup": "smsurgery.warmup",
     "run_body": "smsurgery.graph.run",
 }
 

@@ -13,7 +13,8 @@ import pytest
 
 from smsurgery.errors import AliasNotFound, InvalidRequest, UnsupportedModel
 from smsurgery.examples import example_features, parse_input_flags
-from smsurgery.grpc_requests import build_request, curl_line, grpc_request, message_text, rest_url
+from smsurgery.grpc_requests import grpc_request, message_text
+from smsurgery.request_body import build_request, curl_line, rest_url
 from smsurgery.serving import parse_predict
 from tests.conftest import FIXTURE_MODELS, REALMODELS, assert_one_line_error, run_cli
 

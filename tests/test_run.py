@@ -12,7 +12,8 @@ import pytest
 from smsurgery import read
 from smsurgery.errors import InvalidRequest, SmsurgeryError
 from smsurgery.graph.run import Runner, open_runner, plan_body, run_body
-from smsurgery.grpc_requests import BuiltRequest, build_request, predict_arrays
+from smsurgery.grpc_requests import predict_arrays
+from smsurgery.request_body import BuiltRequest, build_request
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,

@@ -9,12 +9,12 @@ import pytest
 
 from smsurgery.errors import InvalidRequest
 from smsurgery.graph.run import open_runner
-from smsurgery.grpc_requests import (
+from smsurgery.grpc_requests import grpc_request
+from smsurgery.request_body import build_request
+from smsurgery.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILE,
-    build_request,
     crc32c,
-    grpc_request,
     publish_warmup,
     read_tfrecord,
     tfrecord,

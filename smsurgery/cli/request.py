@@ -26,13 +26,8 @@ from smsurgery.cli.common import (
 )
 from smsurgery.errors import InvalidRequest, PathNotFound
 from smsurgery.examples import parse_input_flags
-from smsurgery.grpc_requests import (
-    BuiltRequest,
-    build_request,
-    curl_line,
-    grpc_request,
-    message_text,
-)
+from smsurgery.grpc_requests import grpc_request, message_text
+from smsurgery.request_body import BuiltRequest, build_request, curl_line
 
 InputOpt = Annotated[
     list[str] | None,
@@ -212,7 +207,7 @@ def warmup(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records)."""
-    from smsurgery.grpc_requests import publish_warmup, warmup_bytes
+    from smsurgery.warmup import publish_warmup, warmup_bytes
 
     built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything

@@ -33,8 +33,9 @@ from smsurgery.examples import (
     regress_response,
 )
 from smsurgery.graph.session import Session, import_tf, load_session
-from smsurgery.grpc_requests import BuiltRequest, examples_call, predict_arrays, signature_lookup
+from smsurgery.grpc_requests import examples_call, predict_arrays
 from smsurgery.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView, read
+from smsurgery.request_body import BuiltRequest, signature_lookup
 from smsurgery.serving import EXAMPLES, Response, check_predict, loads, parse_predict, predict_response
 
 
