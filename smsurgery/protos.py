@@ -148,12 +148,6 @@ def tensor_proto_class() -> type[Any]:
     return message_class("tensorflow/core/framework/tensor.proto", "tensorflow.TensorProto")
 
 
-def bundle_header_class() -> type[Any]:
-    return message_class(
-        "tensorflow/core/protobuf/tensor_bundle.proto", "tensorflow.BundleHeaderProto"
-    )
-
-
 def bundle_entry_class() -> type[Any]:
     return message_class(
         "tensorflow/core/protobuf/tensor_bundle.proto", "tensorflow.BundleEntryProto"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smsurgery.errors import PublishError
-from smsurgery.layout import SAVED_MODEL_FILES, is_version_name, list_versions
+from smsurgery.layout import SAVED_MODEL_FILES, list_versions
 
 STAGING_PREFIX = ".smsurgery-staging-"
 # Exactly the names `staged_version` gives (PREFIX + pid + "-" + 8 hex digits): nothing else is removed.
@@ -231,10 +231,7 @@ def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
             if error.errno in (errno.EEXIST, errno.ENOTEMPTY) and version is not None:
                 # Another writer took this number between our check and our rename.
                 raise PublishError(f"version {version} already exists in {base}") from error
-            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or version is not None:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
     raise PublishError(f"gave up finding a free version number in {base}")
 
-
-def version_folders(base: Path) -> list[str]:
-    return sorted(child.name for child in base.iterdir() if is_version_name(child.name))

@@ -279,12 +279,6 @@ def _run_comparison(
     return _Runs(report, plan_b, results_a, results_b)
 
 
-def run_comparison(
-    a: Path, b: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, rtol: float, atol: float
-) -> ComparisonReport:
-    return _run_comparison(a, b, tags, pairs, rtol=rtol, atol=atol).report
-
-
 def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...]) -> None:
     """Load B with tf.saved_model.load: same keys and aliases, and the same values as its TF1 run."""
     view = read(new).meta_graph(tags)
