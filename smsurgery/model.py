@@ -8,6 +8,7 @@ interpretation of dtypes, shapes and composite tensors.
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,13 @@ def shape_of(shape_proto: Any) -> tuple[int, ...] | None:
     if shape_proto.unknown_rank:
         return None
     return tuple(int(dim.size) for dim in shape_proto.dim)
+
+
+def shape_text(shape: Sequence[int] | None) -> str:
+    """`(-1, 3)` as TensorFlow prints shapes; `unknown rank` for None."""
+    if shape is None:
+        return "unknown rank"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def tensor_view(alias: str, info: Any) -> TensorView:

@@ -33,7 +33,7 @@ from smsurgery.errors import (
     UnsupportedModel,
     listing,
 )
-from smsurgery.tensors import GraphIndex, base_dtype, same_shape, shape_text, unfed_placeholders
+from smsurgery.tensors import GraphIndex, base_dtype, proto_shape_text, same_shape, unfed_placeholders
 
 DEFAULT_SIGNATURE = "serving_default"
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -361,7 +361,7 @@ def add_output(meta: Any, key: str, alias: str, tensor: str) -> EditReport:
     before, unfed = method_problems(signature), _unfed(meta, signature)
     signature.outputs[alias].CopyFrom(info)
     _check_fed(meta, key, signature, unfed)
-    detail = f"output '{alias}' of '{key}' added: {found.name} {found.dtype_name} {shape_text(found.shape)}"
+    detail = f"output '{alias}' of '{key}' added: {found.name} {found.dtype_name} {proto_shape_text(found.shape)}"
     change = Change("add_output", key, alias=alias, side="outputs", new=found.name, detail=detail)
     return EditReport([change], _method_warnings(key, signature, before))
 
@@ -400,7 +400,7 @@ def repoint(meta: Any, key: str, alias: str, tensor: str, *, side: str | None = 
     if not same_shape(info.tensor_shape, current.tensor_shape):
         report.warnings.append(
             f"{side[:-1]} '{alias}' of '{key}' changes shape: "
-            f"{shape_text(current.tensor_shape)} -> {shape_text(info.tensor_shape)}"
+            f"{proto_shape_text(current.tensor_shape)} -> {proto_shape_text(info.tensor_shape)}"
         )
     old, unfed = current.name, _unfed(meta, signature)
     current.CopyFrom(info)

@@ -19,6 +19,7 @@ from typing import Any
 
 from smsurgery import protos
 from smsurgery.errors import InvalidName, TensorNotFound
+from smsurgery.model import shape_of, shape_text
 
 _TENSOR_NAME = re.compile(r"^(?P<node>[^:^\s][^:\s]*)(?::(?P<index>\d+))?$")
 REF_OFFSET = 100  # DT_FLOAT_REF == DT_FLOAT + 100
@@ -203,11 +204,9 @@ def output_shape(node: Any, index: int) -> Any:
     return shape
 
 
-def shape_text(shape: Any) -> str:
-    if shape.unknown_rank:
-        return "unknown rank"
-    dims = [str(d.size) for d in shape.dim]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+def proto_shape_text(shape: Any) -> str:
+    """A TensorShapeProto in the same words as everything else smsurgery prints."""
+    return shape_text(shape_of(shape))
 
 
 def same_shape(a: Any, b: Any) -> bool:

@@ -70,13 +70,6 @@ def note(message: str) -> None:
     err.print(message, markup=False, highlight=False)
 
 
-def shape_text(shape: list[int] | None) -> str:
-    """`(-1, 3)` as in TensorFlow's own printing; `unknown rank` for None."""
-    if shape is None:
-        return "unknown rank"
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def tensor_location(tensor: dict[str, Any]) -> str:
     """A tensor's name, or its composite components, from the show/diff JSON."""
     if tensor["name"] is not None:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json, shape_text
+from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json
+from smsurgery.model import shape_text
 
 if TYPE_CHECKING:
     from smsurgery.graph.convert import Candidates, ConvertReport

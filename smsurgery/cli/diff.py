@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json, shape_text
+from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json
 from smsurgery.diff import DiffReport, diff
-from smsurgery.model import METHOD_PREFIX
+from smsurgery.model import METHOD_PREFIX, shape_text
 
 VERDICT_STYLES = {"breaking": "bold red", "compatible": "yellow", "internal": "dim"}
 _DEEP_GROUPS = {"variable": "variables (--deep)", "file": "files under assets/ and assets.extra/ (--deep)"}

@@ -17,10 +17,10 @@ from smsurgery.cli.common import (
     out,
     parse_tags,
     print_json,
-    shape_text,
     tensor_location,
 )
 from smsurgery.describe import describe
+from smsurgery.model import shape_text
 
 
 def show(
