@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +98,43 @@ def model_copy(tmp_path: Path):
         return target
 
     return copy
+
+
+# --- running as an unprivileged user (root ignores permissions) ---------------------------------
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder that user `nobody` can enter (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="smsurgery-perm-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def run_unprivileged(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run Python as user nobody; `setpriv` lets the interpreter under /root still be executed."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv (util-linux): cannot drop privileges")
+        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": "/tmp", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [*prefix, sys.executable, *args], capture_output=True, text=True, cwd="/", env=env, timeout=120
+    )
+
+
+def require_unprivileged_python() -> None:
+    """Skip when user nobody cannot reach this checkout (e.g. a clone inside a root-only folder)."""
+    probe = run_unprivileged(["-c", "import smsurgery.cli.app"])
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")

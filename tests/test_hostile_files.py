@@ -18,8 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +28,16 @@ from smsurgery.integrity import WARNING, check_version
 from smsurgery.model import read
 from smsurgery.publish import STAGING_PREFIX, carry_over, staged_version
 from smsurgery.reexport import publish_proto
-from tests.conftest import REALMODELS, REPO, assert_one_line_error, run_cli, tree_digest
+from tests.conftest import (
+    REALMODELS,
+    REPO,
+    assert_one_line_error,
+    require_unprivileged_python,
+    run_cli,
+    run_unprivileged,
+    tree_digest,
+)
 from tests.hostile.corpus import CASES, SENTINEL, Case, make_case
-
-NOBODY = 65534
 
 
 def _listing(root: Path) -> list[str]:
@@ -153,40 +157,6 @@ def test_full_disk_gives_a_clear_error_and_publishes_nothing(tmp_path: Path, mod
 # --- permissions (root reads everything, so these run as an unprivileged user) ------------------
 
 
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    """A folder that user `nobody` can enter (pytest's tmp_path is private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="smsurgery-perm-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        for path in [folder, *folder.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(0o755)
-        shutil.rmtree(folder)
-
-
-def _unprivileged(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run Python as user nobody; `setpriv` lets the interpreter under /root still be executed."""
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv (util-linux): cannot drop privileges")
-        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": "/tmp", "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [*prefix, sys.executable, *args], capture_output=True, text=True, cwd="/", env=env, timeout=120
-    )
-
-
-def _needs_unprivileged_python() -> None:
-    probe = _unprivileged(["-c", "import smsurgery.cli.app"])
-    if probe.returncode != 0:
-        pytest.skip(f"user nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
-
-
 @pytest.mark.parametrize(
     ("target", "words"),
     [
@@ -197,14 +167,14 @@ def _needs_unprivileged_python() -> None:
     ],
 )
 def test_unreadable_parts_give_a_clear_error(world_readable_dir: Path, target: str, words: tuple[str, ...]) -> None:
-    _needs_unprivileged_python()
+    require_unprivileged_python()
     base = world_readable_dir / "model"
     shutil.copytree(REPO / "fixtures" / "models" / "tf1_lookup", base)
     for path in [base, *base.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     (base / target).chmod(0)
     before = _listing(world_readable_dir)
-    proc = _unprivileged(["-m", "smsurgery", "show", str(base)])
+    proc = run_unprivileged(["-m", "smsurgery", "show", str(base)])
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

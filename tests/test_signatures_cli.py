@@ -15,7 +15,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,16 @@ import pytest
 
 from smsurgery import read
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from tests.conftest import REALMODELS, REPO, CliResult, assert_one_line_error, run_cli, tree_digest
+from tests.conftest import (
+    REALMODELS,
+    REPO,
+    CliResult,
+    assert_one_line_error,
+    require_unprivileged_python,
+    run_cli,
+    run_unprivileged,
+    tree_digest,
+)
 
 
 def _writable(path: Path) -> Path:
@@ -151,34 +159,22 @@ def test_bad_edits_file(model_copy, tmp_path) -> None:
     assert sorted(os.listdir(base)) == ["1"]
 
 
-def test_read_only_model_base(model_copy) -> None:
+def test_read_only_model_base(model_copy, world_readable_dir: Path) -> None:
     """A base the user cannot write into: refused before anything is staged.
 
-    Root writes anywhere, so as root the command runs as `nobody` (setpriv).
+    Root writes anywhere, so as root the command runs as user `nobody`.
     """
-    root = Path(tempfile.mkdtemp(prefix="smsurgery-ro-"))
-    try:
-        os.chmod(root, 0o755)
-        base = root / "tf1_linear"
-        shutil.copytree(model_copy("tf1_linear"), base)
-        for folder, _dirs, files in os.walk(base):
-            os.chmod(folder, 0o555)
-            for name in files:
-                os.chmod(os.path.join(folder, name), 0o444)
-        before = tree_digest(base)
-        command = [sys.executable, "-m", "smsurgery", "signature", "rename", str(base), "prediction", "p"]
-        if os.geteuid() == 0:
-            if shutil.which("setpriv") is None:
-                pytest.skip("running as root without setpriv: cannot make a base read-only")
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
-        assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "cannot write", "permission")
-        assert tree_digest(base) == before and sorted(os.listdir(base)) == ["1"]
-    finally:
-        for folder, _dirs, _files in os.walk(root):
-            os.chmod(folder, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
+    base = world_readable_dir / "tf1_linear"
+    shutil.copytree(model_copy("tf1_linear"), base)
+    for folder, _dirs, files in os.walk(base):
+        os.chmod(folder, 0o555)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o444)
+    before = tree_digest(base)
+    require_unprivileged_python()
+    proc = run_unprivileged(["-m", "smsurgery", "signature", "rename", str(base), "prediction", "p"])
+    assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "cannot write", "permission")
+    assert tree_digest(base) == before and sorted(os.listdir(base)) == ["1"]
 
 
 def test_no_verify_never_imports_tensorflow(model_copy) -> None:
