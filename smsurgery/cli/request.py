@@ -13,8 +13,6 @@ from typing import Annotated
 import typer
 
 from smsurgery.cli.common import (
-    NewVersionOpt,
-    OutOpt,
     PathArg,
     SignatureOpt,
     TagsOpt,
@@ -24,10 +22,12 @@ from smsurgery.cli.common import (
     print_json,
     warn,
 )
+from smsurgery.cli.publish_options import publish_options
 from smsurgery.errors import InvalidRequest, PathNotFound
 from smsurgery.examples import parse_input_flags
 from smsurgery.grpc_requests import grpc_request, message_text
 from smsurgery.request_body import BuiltRequest, build_request, curl_line
+from smsurgery.target import PublishTarget
 
 InputOpt = Annotated[
     list[str] | None,
@@ -199,21 +199,21 @@ def warmup(
     inputs: InputOpt = None,
     batch: BatchOpt = 1,
     count: Annotated[int, typer.Option("--count", help="Number of records (1-1000).")] = 1,
-    out: OutOpt = None,
-    new_version: NewVersionOpt = None,
-    check: Annotated[
-        bool, typer.Option("--check/--no-check", help="Run the request once first, as Serving will at load time.")
-    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    *,
+    target: PublishTarget,
 ) -> None:
-    """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records)."""
+    """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records).
+
+    Verification runs the request once through the TF1 loader first, as Serving will at load time.
+    """
     from smsurgery.warmup import publish_warmup, warmup_bytes
 
     built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything
-    if check:
+    if target.verify:
         _run_checked(built, "the warmup request fails, so Serving would refuse to load the version: ")
-    report = publish_warmup(built, count, out_base=out, version=new_version)
+    report = publish_warmup(built, count, target)
     if as_json:
         print_json(report.to_json())
         return
@@ -230,4 +230,4 @@ def warmup(
 def register(app: typer.Typer) -> None:
     app.command("request")(request)
     app.command("run")(run)
-    app.command("warmup")(warmup)
+    app.command("warmup")(publish_options(warmup))
