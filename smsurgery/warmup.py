@@ -18,6 +18,8 @@ from smsurgery.grpc_requests import grpc_request, prediction_log
 from smsurgery.request_body import BuiltRequest
 from smsurgery.target import PublishTarget
 
+WARMUP_SCHEMA = "smsurgery.warmup/1"
+
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
 
@@ -110,6 +112,7 @@ class WarmupReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": WARMUP_SCHEMA,
             "base": str(self.base),
             "version": self.version,
             "path": str(self.path),
