@@ -196,6 +196,8 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     result.published = publish_proto(
         draft.source, draft.saved_model, target, before_publish=before_publish if target.verify else None
     )
+    if result.verification is not None:  # it ran in the staging folder; report the version it became
+        result.verification.b = str(result.published.path)
     return result
 
 

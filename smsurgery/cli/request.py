@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,13 +21,14 @@ from smsurgery.cli.common import (
     parse_tags,
     print_json,
     warn,
+    working,
 )
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.errors import InvalidRequest, PathNotFound
-from smsurgery.examples import parse_input_flags
-from smsurgery.grpc_requests import grpc_request, message_text
-from smsurgery.request_body import BuiltRequest, build_request, curl_line
 from smsurgery.target import PublishTarget
+
+if TYPE_CHECKING:  # the request builders import numpy: only when a command runs, not for --help
+    from smsurgery.request_body import BuiltRequest
 
 InputOpt = Annotated[
     list[str] | None,
@@ -63,6 +64,9 @@ def _build(
     rest: bool = True,
     model_name: str | None = None,
 ) -> BuiltRequest:
+    from smsurgery.examples import parse_input_flags
+    from smsurgery.request_body import build_request
+
     built = build_request(
         path,
         version=version,
@@ -88,7 +92,8 @@ def _run_checked(built: BuiltRequest, context: str = "") -> str:
     from smsurgery.graph.run import run_request
 
     try:
-        return run_request(built).text
+        with working("starting TensorFlow, loading the version as Serving does"):
+            return run_request(built).text
     except InvalidRequest as error:
         hint = "; ".join(built.notes) or error.hint
         raise InvalidRequest(context + error.message, hint=hint) from error
@@ -125,6 +130,8 @@ def request(
     built = _build(path, version, tags, signature, method, fmt, inputs, batch, rest=not grpc, model_name=model_name)
     _warn_notes(built)
     if grpc:
+        from smsurgery.grpc_requests import grpc_request, message_text
+
         message = grpc_request(built)
         if out is None:
             sys.stdout.write(message_text(message))
@@ -135,6 +142,8 @@ def request(
         return
     if out is not None:
         _write(out, (built.text() + "\n").encode("utf-8"))
+    from smsurgery.request_body import curl_line
+
     line = curl_line(built, host, body_file=str(out) if out is not None else None)
     if curl:
         sys.stdout.write(line + "\n")
@@ -176,9 +185,9 @@ def run(
         sys.stdout.write(_run_checked(built) + "\n")
         _warn_notes(built)
         return
-    result = run_body(
-        path, _read_body(body), version=version, tags=parse_tags(tags), signature=signature, method=method
-    )
+    data = _read_body(body)
+    with working("starting TensorFlow, loading the version as Serving does"):
+        result = run_body(path, data, version=version, tags=parse_tags(tags), signature=signature, method=method)
     sys.stdout.write(result.text + "\n")
 
 

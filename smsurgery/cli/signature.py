@@ -25,7 +25,9 @@ from smsurgery.cli.common import (
     out,
     parse_tags,
     print_json,
+    stop_spinner,
     warn,
+    working,
 )
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.edits import (
@@ -71,6 +73,7 @@ class CopyProgress:
         if total < PROGRESS_MIN_BYTES:
             return
         if self.progress is None:
+            stop_spinner()
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                 console=err, transient=True,
@@ -92,11 +95,13 @@ def run_edits(
     from smsurgery.editing import edit
 
     progress = CopyProgress()
+    message = "editing, then verifying the new version under TensorFlow" if target.verify else "editing"
     try:
-        result = edit(
-            path, edits, tags=parse_tags(tags), target=target.with_progress(progress),
-            drop_object_graph=drop_object_graph,
-        )  # fmt: skip
+        with working(message):
+            result = edit(
+                path, edits, tags=parse_tags(tags), target=target.with_progress(progress),
+                drop_object_graph=drop_object_graph,
+            )  # fmt: skip
     finally:
         progress.close()
     if as_json:
@@ -367,7 +372,8 @@ def compare(
     """Run the signatures A and B share on the same generated inputs; exit 3 if outputs differ."""
     from smsurgery.graph.verify import compare as compare_models
 
-    report = compare_models(a, b, signature=signature, tags=parse_tags(tags), rtol=rtol, atol=atol)
+    with working("starting TensorFlow, running both versions"):
+        report = compare_models(a, b, signature=signature, tags=parse_tags(tags), rtol=rtol, atol=atol)
     if as_json:
         print_json(report.to_json())
     else:
