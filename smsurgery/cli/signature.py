@@ -44,6 +44,7 @@ from smsurgery.edits import (
 )
 from smsurgery.errors import InvalidEdit, PathNotFound
 from smsurgery.target import PublishTarget
+from smsurgery.tensor_pairs import parse_tensor_pairs
 
 signature_app = typer.Typer(help="Add, rename or remove signatures; choose the default.", no_args_is_help=True)
 alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
@@ -132,16 +133,6 @@ def _verification_line(report: Any) -> str:
     return "verified against the source: " + ", ".join(parts) + ("; tf.saved_model.load agrees" if tf2 else "")
 
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in items or []:
-        alias, sep, tensor = item.partition("=")
-        if not sep or not alias or not tensor:
-            raise InvalidEdit(f"{what} '{item}' is not ALIAS=TENSOR", hint="e.g. --output logits=dense/BiasAdd:0")
-        result[alias] = tensor
-    return result
-
-
 def _side(as_input: bool, as_output: bool) -> str | None:
     if as_input and as_output:
         raise InvalidEdit("--input and --output exclude each other")
@@ -156,8 +147,12 @@ def _side(as_input: bool, as_output: bool) -> str | None:
 def signature_add(
     path: PathArg,
     key: Annotated[str, typer.Argument(help="Key of the new signature.")],
-    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable.")] = None,
-    outputs: Annotated[list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable.")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable or comma-separated.")
+    ] = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable or comma-separated.")
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
     tags: TagsOpt = None,
     drop_object_graph: DropOpt = False,
@@ -166,7 +161,7 @@ def signature_add(
     target: PublishTarget,
 ) -> None:
     """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
-    edit = AddSignature(key, _pairs(inputs, "input"), _pairs(outputs, "output"), method)
+    edit = AddSignature(key, parse_tensor_pairs(inputs, "input"), parse_tensor_pairs(outputs, "output"), method)
     run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
