@@ -16,9 +16,8 @@ import pytest
 
 from smsurgery import read
 from smsurgery.errors import InvalidEdit, InvalidOption
-from smsurgery.recipes import load
+from smsurgery.recipes import load, parse
 from smsurgery.recipes.plan import expand_bases, select_shard
-from smsurgery.recipes.recipe_file import parse
 from tests.conftest import FIXTURE_MODELS, REPO, SCHEMAS, assert_one_line_error, run_cli, tree_digest
 
 # Keras exports have `serve`; tf2_module has `double`; tf1_linear has neither: a fleet of mixed kinds.

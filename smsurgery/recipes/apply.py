@@ -19,7 +19,7 @@ from typing import Any
 from smsurgery.editing import publish
 from smsurgery.errors import InvalidOption, SmsurgeryError
 from smsurgery.recipes.plan import plan_model
-from smsurgery.recipes.recipe_file import Recipe
+from smsurgery.recipes.recipe_file import RecipeFile
 from smsurgery.target import PublishTarget
 
 APPLY_SCHEMA = "smsurgery.apply/1"
@@ -68,7 +68,7 @@ def _blocked(model: ModelOutcome) -> bool:
     return model.reason is not None and model.reason.startswith("require: ")
 
 
-def apply_model(recipe: Recipe, base: str, target: PublishTarget) -> ModelOutcome:
+def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOutcome:
     """Plan and publish one base; never raises a user error (it becomes the outcome)."""
     planned = plan_model(recipe, base)
     if planned.status == "unchanged":
@@ -90,7 +90,7 @@ def apply_model(recipe: Recipe, base: str, target: PublishTarget) -> ModelOutcom
 
 
 def apply(
-    recipe: Recipe,
+    recipe: RecipeFile,
     bases: Sequence[str | Path],
     *,
     jobs: int = 1,
@@ -126,7 +126,7 @@ def apply(
 
 
 def _apply_parallel(
-    recipe: Recipe, names: list[str], target: PublishTarget, jobs: int, done: Callable[[ModelOutcome], bool]
+    recipe: RecipeFile, names: list[str], target: PublishTarget, jobs: int, done: Callable[[ModelOutcome], bool]
 ) -> None:
     # fork: the parent never imports TensorFlow, so children start clean and fast. A few models are
     # queued per worker so that none waits on a round trip; after a failure the queued ones are cancelled.

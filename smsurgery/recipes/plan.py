@@ -20,7 +20,7 @@ from smsurgery.errors import InvalidOption, PathNotFound, SmsurgeryError
 from smsurgery.integrity import require_intact
 from smsurgery.model import MetaGraph, SavedModelFile, read
 from smsurgery.recipes.matching import mismatch
-from smsurgery.recipes.recipe_file import VERDICTS, Recipe
+from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
 from smsurgery.validate import problems, validate
 
 PLAN_SCHEMA = "smsurgery.plan/1"
@@ -80,7 +80,7 @@ class PlanReport:
         }  # fmt: skip
 
 
-def plan(recipe: Recipe, bases: Sequence[str | Path]) -> PlanReport:
+def plan(recipe: RecipeFile, bases: Sequence[str | Path]) -> PlanReport:
     report = PlanReport(recipe.source, [plan_model(recipe, base) for base in bases])
     for number, step in enumerate(recipe.steps, 1):
         if step.match and not any(_applied(m, number) for m in report.models):
@@ -92,7 +92,7 @@ def _applied(model: ModelPlan, number: int) -> bool:
     return any(s.number == number and s.status != "skipped" for s in model.steps)
 
 
-def plan_model(recipe: Recipe, base: str | Path) -> ModelPlan:
+def plan_model(recipe: RecipeFile, base: str | Path) -> ModelPlan:
     """Plan one base; every user error becomes the model's `error` status, so the others still plan."""
     result = ModelPlan(str(base))
     try:

@@ -21,18 +21,13 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smsurgery.edits import Edit, edit_from_json
 from smsurgery.errors import InvalidEdit, PathNotFound, SmsurgeryError, listing
-
-if TYPE_CHECKING:
-    from smsurgery.recipes.apply import ApplyReport, ModelOutcome
-    from smsurgery.recipes.plan import PlanReport
-    from smsurgery.target import PublishTarget
 
 RECIPE_SCHEMA = "smsurgery.recipe/1"
 VERDICTS = ("unchanged", "internal", "compatible", "breaking")
@@ -61,32 +56,16 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Recipe:
+class RecipeFile:
+    """A validated recipe: its steps, requirements and meta graph; `smsurgery.recipes.Recipe` adds plan/apply."""
+
     steps: tuple[Step, ...]
     require: Mapping[str, str] = field(default_factory=dict)
     source: str = "<recipe>"
     tags: tuple[str, ...] | None = None
 
-    def plan(self, bases: Sequence[str | Path]) -> PlanReport:
-        from smsurgery.recipes.plan import plan
 
-        return plan(self, bases)
-
-    def apply(
-        self,
-        bases: Sequence[str | Path],
-        *,
-        jobs: int = 1,
-        keep_going: bool = False,
-        target: PublishTarget | None = None,
-        on_done: Callable[[ModelOutcome], None] | None = None,
-    ) -> ApplyReport:
-        from smsurgery.recipes.apply import apply
-
-        return apply(self, bases, jobs=jobs, keep_going=keep_going, target=target, on_done=on_done)
-
-
-def load(path: str | Path) -> Recipe:
+def read_recipe(path: str | Path) -> RecipeFile:
     """Read and validate a recipe file (TOML, or JSON by its first character)."""
     file = Path(path)
     try:
@@ -104,7 +83,7 @@ def load(path: str | Path) -> Recipe:
     return parse(text, source=str(file))
 
 
-def parse(text: str, *, source: str = "<recipe>") -> Recipe:
+def parse(text: str, *, source: str = "<recipe>") -> RecipeFile:
     try:
         document = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -121,7 +100,7 @@ def parse(text: str, *, source: str = "<recipe>") -> Recipe:
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InvalidEdit(f"recipe {source} has no [[steps]]")
     steps = tuple(_step(item, number, lines, source) for number, item in enumerate(raw_steps, 1))
-    return Recipe(steps, _require(document.get("require", {}), source), source, _tags(document.get("tags"), source))
+    return RecipeFile(steps, _require(document.get("require", {}), source), source, _tags(document.get("tags"), source))
 
 
 def _step_lines(text: str) -> list[int]:
