@@ -312,3 +312,13 @@ def test_a_risky_op_behind_the_savers_restore_is_reported() -> None:
     result = scan_meta_graph(meta)
     assert [(f.op, f.node) for f in result.init["saver_def"]] == [("WriteFile", "on_restore")]
     assert result.count == 1 and "RestoreV2" in result.saver_ops
+
+
+def test_scan_json_matches_its_schema_on_every_fixture_and_real_model() -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "schemas" / "scan.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    names = [FIXTURE_MODELS / n for n in sorted(p.name for p in FIXTURE_MODELS.iterdir())]
+    for path in [*names, *(REALMODELS / n for n in real_model_names())]:
+        jsonschema.validate(scan(path), schema)
