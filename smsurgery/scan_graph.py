@@ -123,6 +123,7 @@ class ScanGraph:
     functions: dict[str, Any] = field(init=False)
     _index: dict[str, int] | None = field(default=None, init=False)
     _infos: dict[str, FunctionInfo] = field(default_factory=dict, init=False)
+    _apis: dict[bytes, list[str]] | None = field(default=None, init=False)
     callers: dict[str, list[tuple[str | None, Any, str]]] = field(default_factory=dict, init=False)
     nodes: list[Any] = field(default_factory=list, init=False)
 
@@ -182,11 +183,18 @@ class ScanGraph:
             yield from ((a, f) for a, f in _funcs_in(value, key) if f in self.functions)
         for attr_def in fdef.signature.attr:
             yield from ((a, f) for a, f in _funcs_in(attr_def.default_value, attr_def.name) if f in self.functions)
-        if "api_implements" in fdef.attr and fdef.attr["api_implements"].s:
-            api = fdef.attr["api_implements"].s
-            for other, odef in self.functions.items():
-                if other != name and "api_implements" in odef.attr and odef.attr["api_implements"].s == api:
-                    yield "api_implements", other
+        api = fdef.attr["api_implements"].s if "api_implements" in fdef.attr else b""
+        if api:
+            yield from (("api_implements", other) for other in self.implementations()[api] if other != name)
+
+    def implementations(self) -> dict[bytes, list[str]]:
+        """`api_implements` value -> the functions declaring it, computed once."""
+        if self._apis is None:
+            self._apis = {}
+            for name, fdef in self.functions.items():
+                if "api_implements" in fdef.attr and fdef.attr["api_implements"].s:
+                    self._apis.setdefault(fdef.attr["api_implements"].s, []).append(name)
+        return self._apis
 
     def masks(self, roots: list[list[str]]) -> dict[int, int]:
         """Position -> bit mask of the root lists (bit i: roots[i]) that reach each interesting node."""
