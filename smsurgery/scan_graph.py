@@ -201,24 +201,26 @@ class ScanGraph:
         if not self.interesting:
             return {}
         index, nodes = self.index, self.nodes
-        reached: dict[int, int] = {}
+        get = index.get
+        reached = [0] * len(nodes)
         stack: list[tuple[int, int]] = []
         for bit, names in enumerate(roots):
             stack += [(index[n], 1 << bit) for n in (node_name(r) for r in names if r) if n in index]
+        pop, push = stack.pop, stack.append
         while stack:
-            position, bits = stack.pop()
-            old = reached.get(position, 0)
+            position, bits = pop()
+            old = reached[position]
             new = bits & ~old
             if not new:
                 continue
             reached[position] = old | new
             for tensor in nodes[position].input:
-                found = index.get(tensor)
+                found = get(tensor)
                 if found is None:
-                    found = index.get(node_name(tensor))
+                    found = get(node_name(tensor))
                 if found is not None:
-                    stack.append((found, new))
-        return {i: reached.get(i, 0) for i in self.interesting}
+                    push((found, new))
+        return {i: reached[i] for i in self.interesting}
 
     def function_masks(self, seeds: Iterable[tuple[str, int]]) -> dict[str, int]:
         """Function -> OR of the masks of every reached caller, transitively."""
