@@ -30,7 +30,7 @@ from typing import Any
 
 from smsurgery.model import INIT_OP_SIGNATURE, SavedModelFile, read
 from smsurgery.scan_assets import AssetTracer, asset_tensor_names
-from smsurgery.scan_graph import Hit, ScanGraph, data_inputs
+from smsurgery.scan_graph import Hit, Key, ScanGraph, data_inputs
 from smsurgery.scan_ops import (
     CHECKPOINT_OPS,
     DENYLIST,
@@ -214,8 +214,12 @@ def scan_meta_graph(meta_graph: Any, *, signature: str | None = None) -> MetaGra
     if saver_roots(meta_graph):
         result.init[SAVER_SOURCE] = []
     saver_ops: set[str] = set()
-    hits = graph.hits(groups, object_graph_functions(meta_graph, graph.functions), elsewhere_bit)
-    for hit in sorted(hits, key=lambda h: (h.key[0], h.key[1] or "", h.key[2])):
+    hits: dict[Key, Hit] = {}
+    for hit in graph.hits(groups, object_graph_functions(meta_graph, graph.functions), elsewhere_bit):
+        # A function of an outer library called from an embedded graph is one node, however reached.
+        seen = hits.setdefault(hit.key, hit)
+        seen.mask |= hit.mask
+    for hit in sorted(hits.values(), key=lambda h: (h.key[0], h.key[1] or "", h.key[2])):
         groups_hit = [i for i in range(len(keys) + len(inits)) if hit.mask >> i & 1]
         if not groups_hit and hit.node.op in CHECKPOINT_OPS and not hit.key[0]:
             saver_ops.add(hit.node.op)  # the saver's machinery, or a stray copy of it: expected

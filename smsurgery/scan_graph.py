@@ -51,6 +51,12 @@ def node_name(tensor: str) -> str:
     return tensor.lstrip("^").split(":", 1)[0]
 
 
+def output_index(tensor: str) -> int:
+    """`a` -> 0, `a:2` -> 2, `a:output:2` -> 2 (graph and function syntax)."""
+    last = tensor.rsplit(":", 1)[-1] if ":" in tensor else "0"
+    return int(last) if last.isdigit() else 0
+
+
 def data_inputs(node: Any) -> list[str]:
     return [i for i in node.input if not i.startswith("^")]
 
@@ -120,6 +126,9 @@ class ScanGraph:
     graph_def: Any
     embedded_in: str = ""
     depth: int = 0
+    outer: ScanGraph | None = None  # the graph whose node reads this one: its functions are callable too
+    # Carrier key -> the hits of its embedded graph (None while being expanded), shared by every level.
+    expanded: dict[Key, list[Hit] | None] = field(default_factory=dict, init=False)
     functions: dict[str, Any] = field(init=False)
     _index: dict[str, int] | None = field(default=None, init=False)
     _infos: dict[str, FunctionInfo] = field(default_factory=dict, init=False)
@@ -129,8 +138,19 @@ class ScanGraph:
 
     def __post_init__(self) -> None:
         library = self.graph_def.library
-        self.functions = {f.signature.name: f for f in library.function}
-        self.gradients = {g.function_name: g.gradient_func for g in library.gradient}
+        # DatasetFromGraph adds the embedded library to the caller's: outer functions are callable too.
+        self.functions = {
+            **(self.outer.functions if self.outer else {}),
+            **{f.signature.name: f for f in library.function},
+        }
+        if self.outer is not None:
+            self.expanded = self.outer.expanded
+        own = {f.signature.name: self.embedded_in for f in library.function}
+        self.home = {**(self.outer.home if self.outer else {}), **own}  # function -> embedded_in of its graph
+        self.gradients = {
+            **(self.outer.gradients if self.outer else {}),
+            **{g.function_name: g.gradient_func for g in library.gradient},
+        }
         self.nodes = nodes = list(self.graph_def.node)  # list indexing is cheaper than the proto's
         ops = [node.op for node in nodes]
         wanted = wanted_ops(set(ops), self.functions)
@@ -184,8 +204,9 @@ class ScanGraph:
         for attr_def in fdef.signature.attr:
             yield from ((a, f) for a, f in _funcs_in(attr_def.default_value, attr_def.name) if f in self.functions)
         api = fdef.attr["api_implements"].s if "api_implements" in fdef.attr else b""
-        if api:
-            yield from (("api_implements", other) for other in self.implementations()[api] if other != name)
+        if api:  # Grappler swaps implementations within one library
+            same = [other for other in self.implementations()[api] if self.home[other] == self.home[name]]
+            yield from (("api_implements", other) for other in same if other != name)
 
     def implementations(self) -> dict[bytes, list[str]]:
         """`api_implements` value -> the functions declaring it, computed once."""
@@ -261,16 +282,21 @@ class ScanGraph:
     def _node_hits(self, function: str | None, node: Any, mask: int) -> list[Hit]:
         if not mask or node.op not in RISKY:
             return []
-        key: Key = (self.embedded_in, function, node.name)
+        key: Key = (self.embedded_in if function is None else self.home[function], function, node.name)
         if node.op not in GRAPH_CARRIERS:
             return [Hit(key, node, mask, self)]
-        inner = self.embedded_graph(function, node)
-        if inner is None:
-            return [Hit(key, node, mask, self, opaque=True)]
-        everything = [[node.name for node in inner.graph_def.node]]
-        return [Hit(h.key, h.node, mask, h.graph, h.opaque) for h in inner.hits(everything, inner.functions, 1)]
+        if key not in self.expanded:
+            self.expanded[key] = None  # a graph that reaches its own carrier again adds nothing new
+            inner = self.embedded_graph(function, node, key[0])
+            if inner is None:
+                self.expanded[key] = [Hit(key, node, 0, self, opaque=True)]
+            else:
+                everything = [[node.name for node in inner.graph_def.node]]
+                own = [f.signature.name for f in inner.graph_def.library.function]  # outer ones only if called
+                self.expanded[key] = inner.hits(everything, own, 1)
+        return [Hit(h.key, h.node, mask, h.graph, h.opaque) for h in self.expanded[key] or []]
 
-    def embedded_graph(self, function: str | None, carrier: Any) -> ScanGraph | None:
+    def embedded_graph(self, function: str | None, carrier: Any, home: str) -> ScanGraph | None:
         """The GraphDef a carrier node reads from a Const, or None when it cannot be read."""
         if self.depth >= MAX_EMBEDDING_DEPTH:
             return None
@@ -281,14 +307,13 @@ class ScanGraph:
         for _ in range(64):  # follow Identity-like nodes to the Const
             if tensor is None:
                 return None
-            producer = (
-                self.main_node(node_name(tensor))
-                if function is None
-                else self.function_node(function, node_name(tensor))
-            )
+            name = node_name(tensor)
+            producer = self.main_node(name) if function is None else self.function_node(function, name)
             if producer is None or producer.op not in PASS_THROUGH:
                 break
-            tensor = (data_inputs(producer) or [None])[0]
+            inputs = data_inputs(producer)
+            output = output_index(tensor) if producer.op == "IdentityN" else 0
+            tensor = inputs[output] if output < len(inputs) else None
         if producer is None or producer.op != "Const" or len(producer.attr["value"].tensor.string_val) != 1:
             return None
         try:
@@ -296,5 +321,5 @@ class ScanGraph:
         except Exception:  # any parse failure means: cannot be read
             return None
         where = f"{function}/{carrier.name}" if function else carrier.name
-        path = f"{self.embedded_in} > {where}" if self.embedded_in else where
-        return ScanGraph(graph_def, embedded_in=path, depth=self.depth + 1)
+        path = f"{home} > {where}" if home else where
+        return ScanGraph(graph_def, embedded_in=path, depth=self.depth + 1, outer=self)

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import run_cli
-from tests.hostile.scan_corpus import CASES, ENTRIES, LINKS, ScanCase, make_scan_case
+from tests.hostile.scan_corpus import CASES, EMBEDDED_HOME, ENTRIES, LINKS, ScanCase, make_scan_case
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "schemas" / "scan.json").read_text())
 
@@ -33,7 +33,7 @@ def test_scan_reports_the_hidden_op(tmp_path: Path, case: ScanCase) -> None:
     findings = meta[kind] if key is None else meta[kind][key]
     [finding] = findings
     assert (finding["op"], finding["node"]) == (case.op, "risky")
-    assert (finding["embedded_in"] is not None) == ("embedded" in case.links)
+    assert (finding["embedded_in"] is not None) == bool(EMBEDDED_HOME & set(case.links))
 
 
 def test_corpus_covers_every_link_and_entry() -> None:

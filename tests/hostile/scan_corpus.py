@@ -27,8 +27,12 @@ from smsurgery.scan_ops import ATTR_JUDGED, GRAPH_CARRIERS, TABLE_FROM_FILE
 LINKS = (
     "call", "partitioned", "stateful_partitioned", "custom_func_attr", "custom_list_attr", "nested_attr",
     "placeholder", "placeholder_transitive", "if", "stateless_if", "while", "stateless_while", "case",
-    "stateless_case", "gradient", "api_implements", "embedded",
+    "stateless_case", "gradient", "api_implements", "embedded", "embedded_identity_n", "embedded_outer_call",
 )  # fmt: skip
+# Links that put the rest of the chain in a serialized graph.
+EMBEDDING = frozenset({"embedded", "embedded_identity_n", "embedded_outer_call"})
+# ...of which these keep the rest there (embedded_outer_call calls back into the library around it).
+EMBEDDED_HOME = frozenset({"embedded", "embedded_identity_n"})
 ENTRIES = ("signature", "signature_control", "main_op", "saver", "unreached", "object_graph")
 RISKY = sorted(set(DENYLIST) - ATTR_JUDGED - TABLE_FROM_FILE - CHECKPOINT_OPS - set(GRAPH_CARRIERS))
 OPAQUE = ("opaque_placeholder", "opaque_garbage")  # DatasetFromGraph whose graph cannot be read
@@ -73,12 +77,23 @@ def place(nest: Nest, ctx: Any, library: Any, links: list[str], risky: str) -> s
     if not links:
         return _place_risky(nest, ctx, risky)
     link, rest = links[0], links[1:]
-    if link == "embedded":
+    if link in EMBEDDING:
         inner = protos.graph_def_class()()
-        place(nest, inner, inner.library, rest, risky)
+        if link == "embedded_outer_call":  # the embedded graph calls a function of the library around it
+            target = nest.function(library)
+            place(nest, target, library, rest, risky)
+            inner.node.add(name=nest.name("outer_call"), op=target.signature.name)
+        else:
+            place(nest, inner, inner.library, rest, risky)
         const = _add(ctx, name=nest.name("graph_const"), op="Const")
         const.attr["value"].tensor.string_val.append(inner.SerializeToString())
-        ref = const.name if hasattr(ctx, "node") else f"{const.name}:output:0"
+        suffix = "" if hasattr(ctx, "node") else ":output:0"
+        ref = f"{const.name}{suffix}"
+        if link == "embedded_identity_n":  # output 1 of IdentityN is the hidden graph; input 0 an empty one
+            benign = _add(ctx, name=nest.name("benign_graph"), op="Const")
+            benign.attr["value"].tensor.string_val.append(b"")
+            pick = _add(ctx, name=nest.name("pick"), op="IdentityN", input=[f"{benign.name}{suffix}", ref])
+            ref = f"{pick.name}:1" if not suffix else f"{pick.name}:output:1"
         nest.embedded = True
         return _add(ctx, name=nest.name("dataset"), op="DatasetFromGraph", input=[ref]).name
     target = nest.function(library)
@@ -227,6 +242,8 @@ CASES: list[ScanCase] = [
     ScanCase("graph_in_a_const", "signature", ("embedded",)),
     ScanCase("graph_in_a_const_in_a_function", "saver", ("partitioned", "embedded", "while")),
     ScanCase("graph_in_a_graph", "signature", ("embedded", "embedded")),
+    ScanCase("graph_picked_by_identity_n", "signature", ("embedded_identity_n",)),
+    ScanCase("graph_calling_an_outer_function", "signature_control", ("gradient", "embedded_outer_call")),
     ScanCase("graph_from_a_placeholder", "signature", (), "opaque_placeholder"),
     ScanCase("graph_that_does_not_parse", "signature", ("call",), "opaque_garbage"),
     ScanCase("tf1_print", "signature", ("partitioned",), "Print"),
