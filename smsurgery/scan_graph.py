@@ -138,7 +138,7 @@ class ScanGraph:
 
     def __post_init__(self) -> None:
         library = self.graph_def.library
-        # DatasetFromGraph adds the embedded library to the caller's: outer functions are callable too.
+        # The embedded graph runs with the caller's function library as well as its own: walk both.
         self.functions = {
             **(self.outer.functions if self.outer else {}),
             **{f.signature.name: f for f in library.function},
