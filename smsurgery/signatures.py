@@ -33,6 +33,7 @@ from smsurgery.errors import (
     UnsupportedModel,
     listing,
 )
+from smsurgery.graphmodel import GraphModel
 from smsurgery.tensors import GraphIndex, base_dtype, proto_shape_text, same_shape, unfed_placeholders
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -154,7 +155,7 @@ def _refuse_on_object_graph(meta: Any, what: str) -> None:
 
 def _tensor_info(meta: Any, tensor: str) -> tuple[Any, Any]:
     """A TensorInfo for graph tensor `tensor`, dtype and shape from the graph."""
-    found = GraphIndex(meta.graph_def).tensor(tensor)
+    found = GraphIndex(GraphModel(meta)).tensor(tensor)
     if found.dtype is None:
         raise UnsupportedModel(
             f"cannot tell the dtype of '{found.name}' (op {found.op}) from the graph",
@@ -170,7 +171,7 @@ def _tensor_info(meta: Any, tensor: str) -> tuple[Any, Any]:
 def _unfed(meta: Any, signature: Any) -> list[str]:
     outputs = [n for info in signature.outputs.values() for n in objectgraph.tensor_info_names(info)]
     inputs = [n for info in signature.inputs.values() for n in objectgraph.tensor_info_names(info)]
-    return unfed_placeholders(GraphIndex(meta.graph_def), outputs, inputs)
+    return unfed_placeholders(GraphIndex(GraphModel(meta)), outputs, inputs)
 
 
 def _check_fed(meta: Any, key: str, signature: Any, before: list[str]) -> None:

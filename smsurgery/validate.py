@@ -22,6 +22,7 @@ from typing import Any
 
 from smsurgery import objectgraph, protos
 from smsurgery.errors import InternalError, SmsurgeryError
+from smsurgery.graphmodel import GraphModel
 from smsurgery.tensors import GraphIndex, base_dtype
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -61,7 +62,7 @@ def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
 
 
 def _tensor_problems(meta: Any) -> list[Problem]:
-    index = GraphIndex(meta.graph_def)
+    index = GraphIndex(GraphModel(meta))
     found: list[Problem] = []
     for key in sorted(meta.signature_def):
         if key == INIT_OP_SIGNATURE:
