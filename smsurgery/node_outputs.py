@@ -76,7 +76,7 @@ def output_dtypes(node: Any) -> list[int | None] | None:
     op = node.op
     if "Tout" in node.attr and node.attr["Tout"].WhichOneof("value") == "list":
         return [int(t) for t in node.attr["Tout"].list.type]
-    if op in ("IdentityN",) and "T" in node.attr:
+    if op in ("IdentityN", "While", "StatelessWhile", "_While") and "T" in node.attr:
         return [int(t) for t in node.attr["T"].list.type]
     if op in ("RestoreV2",) and "dtypes" in node.attr:
         return [int(t) for t in node.attr["dtypes"].list.type]

@@ -93,7 +93,7 @@ def signature_tensors(model: GraphModel, key: str | None = None) -> SignatureTen
     entries = [_entry(model, ref, None, None) for n in sorted(main_nodes) for ref in _node_refs(model, MAIN, n)]
     functions = _reached_functions(model, main_nodes)
     for name, context in functions.items():
-        keras = _keras_prefix(model, name)
+        keras = _keras_prefix(model, name) if context is None else None
         for ref in model.refs(name):
             entries.append(_entry(model, ref, _layer(ref, keras), context))
     return SignatureTensors(key, entries, functions, model)
@@ -125,7 +125,12 @@ def _reached_functions(model: GraphModel, main_nodes: set[str]) -> dict[str, str
 
 
 def _keras_prefix(model: GraphModel, function: str) -> str | None:
-    """The model scope (`m_1`) when most nodes of `function` sit under one; None otherwise."""
+    """The model scope (`m_1`) when most nodes of `function` sit under one; None otherwise.
+
+    Keras 3 scopes carry a counter (`m_1`); Keras 2 traces functions named
+    `..._call_...` or `..._wrapped_model_...`. A `while/` scope of a tf.Module
+    function is neither.
+    """
     firsts: dict[str, int] = {}
     nodes = model.scope(function).nodes
     for name in nodes:
@@ -135,7 +140,8 @@ def _keras_prefix(model: GraphModel, function: str) -> str | None:
     if not firsts:
         return None
     top, count = max(firsts.items(), key=lambda item: item[1])
-    return top if count * 2 >= len(nodes) else None
+    keras_like = _COUNTER.match(top) is not None or "_call" in function or "_wrapped_model" in function
+    return top if count * 2 >= len(nodes) and keras_like else None
 
 
 def _layer(ref: TensorRef, keras: str | None) -> str | None:
