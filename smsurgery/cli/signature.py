@@ -53,12 +53,17 @@ DropOpt = Annotated[
     bool,
     typer.Option(
         "--drop-object-graph",
-        help="TF2 exports: publish without the object graph (needed to add signatures/outputs or repoint).",
+        help="TF2 exports: publish without the object graph (both loaders then read signature_def).",
     ),
 ]
 EditSignatureOpt = Annotated[str, typer.Option("--signature", "-s", help="Signature key.")]
 InputOpt = Annotated[bool, typer.Option("--input", help="The alias is an input (when it is both).")]
 OutputSideOpt = Annotated[bool, typer.Option("--output", help="The alias is an output (when it is both).")]
+LayerOpt = Annotated[
+    str | None,
+    typer.Option("--layer", help="A Keras layer's output instead of TENSOR (layer names: smsurgery tensors).",
+                 show_default=False),
+]  # fmt: skip
 PROGRESS_MIN_BYTES = 64 << 20
 
 
@@ -148,6 +153,13 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     return result
 
 
+def _tensor_or_layer(tensor: str | None, layer: str | None) -> str:
+    """TENSOR, or `layer:NAME` for --layer NAME (how the library names a Keras layer's output)."""
+    if (tensor is None) == (layer is None):
+        raise InvalidEdit("give either TENSOR or --layer NAME", hint="smsurgery tensors PATH lists both")
+    return tensor if tensor is not None else f"layer:{layer}"
+
+
 def _side(as_input: bool, as_output: bool) -> str | None:
     if as_input and as_output:
         raise InvalidEdit("--input and --output exclude each other")
@@ -163,12 +175,16 @@ def signature_add(
     key: Annotated[str, typer.Argument(help="Key of the new signature.")],
     inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable.")] = None,
     outputs: Annotated[list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable.")] = None,
+    layers: Annotated[
+        list[str] | None, typer.Option("--layer", help="ALIAS=LAYER: a Keras layer's output, repeatable.")
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
     tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
-    edit = AddSignature(key, _pairs(inputs, "input"), _pairs(outputs, "output"), method)
+    wanted = {**_pairs(outputs, "output"), **{a: f"layer:{n}" for a, n in _pairs(layers, "--layer").items()}}
+    edit = AddSignature(key, _pairs(inputs, "input"), wanted, method)
     run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
               drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
 
@@ -269,13 +285,14 @@ def alias_rename(
 def alias_repoint(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="The input or output alias.")],
-    tensor: Annotated[str, typer.Argument(help="Tensor of the graph it should name, NODE:INDEX.")],
+    tensor: Annotated[str | None, typer.Argument(help="An address from `smsurgery tensors`, or a unique name.")] = None,
     signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
+    layer: LayerOpt = None,
     tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
-    edit = Repoint(signature, alias, tensor, side=_side(as_input, as_output))
+    edit = Repoint(signature, alias, _tensor_or_layer(tensor, layer), side=_side(as_input, as_output))
     run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
               drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
 
@@ -284,14 +301,15 @@ def alias_repoint(
 def output_add(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="Alias of the new output.")],
-    tensor: Annotated[str, typer.Argument(help="Tensor of the graph, NODE:INDEX.")],
-    signature: EditSignatureOpt = "serving_default",
+    tensor: Annotated[str | None, typer.Argument(help="An address from `smsurgery tensors`, or a unique name.")] = None,
+    signature: EditSignatureOpt = "serving_default", layer: LayerOpt = None,
     tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
     no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Expose a tensor of the graph (embeddings, logits) as a new output of a signature."""
-    run_edits(path, [AddOutput(signature, alias, tensor)], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    edit = AddOutput(signature, alias, _tensor_or_layer(tensor, layer))
+    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
+              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
 
 
 @output_app.command("remove")
