@@ -16,7 +16,7 @@ so that verification compares `predict/y` of the new version with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ class EditResult:
     published: PublishedVersion | None
     report: EditReport
     verification: Any = None  # graph.verify.ComparisonReport, when verification ran
+    checks: list[str] = field(default_factory=list)  # independent checks of exposed inner tensors (in notes too)
 
     @property
     def path(self) -> Path | None:
@@ -184,6 +185,10 @@ def edit(
                 "the edited model does not compute what the source did, nothing was published: "
                 + "; ".join(result.verification.failures())
             )
+        from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
+
+        result.checks = check_exposed(model.path, staging, meta_view.tags, lineage.pairs(meta))
+        result.verification.notes.extend(result.checks)
 
     result.published = publish_proto(
         model, saved, out_base=out, version=version, link=link, progress=progress,

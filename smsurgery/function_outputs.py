@@ -25,7 +25,7 @@ from typing import Any
 
 from smsurgery import objectgraph, protos
 from smsurgery.errors import InternalError, UnsupportedModel
-from smsurgery.graphmodel import CALL_OPS, MAIN, GraphModel, parse_input
+from smsurgery.graphmodel import CALL_OPS, MAIN, GraphModel, TensorRef, parse_input
 from smsurgery.node_outputs import base_dtype
 from smsurgery.tensor_index import TensorEntry
 
@@ -247,3 +247,45 @@ def output_spec(alias: str, dtype: int, shape: Any) -> Any:
 
 def is_main(entry: TensorEntry) -> bool:
     return entry.ref.scope == MAIN
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Where a signature output really comes from: the calls below the wrapper and the node at the end."""
+
+    wrapper: str
+    calls: tuple[str, ...]  # call node names, wrapper's first
+    function: str
+    node: str
+    flat_index: int
+
+    @property
+    def inlined_name(self) -> str:
+        """The node's name once TensorFlow inlines the calls (`call/call/node`), as Grappler names it."""
+        return "/".join([*self.calls, self.node]) + f":{self.flat_index}"
+
+
+def trace_output(meta: Any, key: str, alias: str) -> Trace | None:
+    """Follow output `alias` of `key` from the main-graph call node down the rets to a computing node.
+
+    None when the output is not a function's result or ends at a function
+    argument (nothing inside to compare with).
+    """
+    model = GraphModel(meta)
+    item = parse_input(meta.signature_def[key].outputs[alias].name, in_function=False)
+    node = model.main.nodes.get(item.node)
+    if node is None or node.op not in CALL_OPS:
+        return None
+    wrapper = function = node.attr["f"].func.name
+    index, calls = item.index, []
+    while True:
+        fdef = model.function_defs[function]
+        ret = parse_input(fdef.ret[fdef.signature.output_arg[index].name], in_function=True)
+        inner = model.scope(function).nodes.get(ret.node)
+        if inner is None:
+            return None
+        if inner.op not in CALL_OPS:
+            ref = TensorRef(function, ret.node, ret.index, ret.arg)
+            return Trace(wrapper, tuple(calls), function, ret.node, model.flat_index(ref))
+        calls.append(ret.node)
+        function, index = inner.attr["f"].func.name, ret.index

@@ -118,7 +118,8 @@ def run_edits(
     if as_json:
         print_json(result.to_json())
         return
-    for message in result.report.warnings + (result.verification.notes if result.verification else []):
+    notes = result.verification.notes if result.verification else []
+    for message in result.report.warnings + [n for n in notes if n not in result.checks]:
         warn(message)
     published = result.published
     assert published is not None
@@ -126,6 +127,8 @@ def run_edits(
     for change in result.report.changes:
         out.print(f"  {change.detail}")
     note(_verification_line(result.verification))
+    for message in result.checks:
+        note(message)
 
 
 def _verification_line(report: Any) -> str:
