@@ -29,6 +29,7 @@ from smsurgery.graphmodel import MAIN, GraphModel
 from smsurgery.model import INIT_OP_SIGNATURE, shape_text
 from smsurgery.node_outputs import base_dtype
 from smsurgery.tensor_index import SignatureTensors, TensorEntry, layer_output, resolve, signature_tensors
+from smsurgery.tensors import GraphIndex, proto_shape_text, same_shape
 
 LAYER_PREFIX = "layer:"
 
@@ -118,6 +119,35 @@ def repoint_output(meta: Any, key: str, alias: str, tensor: str) -> tuple[str, T
     return old, entry
 
 
+def repoint_input(meta: Any, key: str, alias: str, tensor: str) -> tuple[str, str]:
+    """Feed input `alias` of a TF2 signature through another main-graph placeholder; (old, new) names.
+
+    Sound only for a placeholder: the TF1 view then feeds that placeholder
+    into the signature's call node, while `tf.saved_model.load` keeps calling
+    the same function with the same argument, so both views compute the same
+    thing. Its dtype and shape must be the argument's (the function was
+    traced for them). Anything else is refused with the reason.
+    """
+    index = GraphIndex(GraphModel(meta))
+    if not index.exists(tensor) or index.tensor(tensor).op != "Placeholder":
+        refuse_input(meta, key, alias, tensor)
+    target = index.tensor(tensor)
+    current = meta.signature_def[key].inputs[alias]
+    if target.dtype != current.dtype or not same_shape(target.shape, current.tensor_shape):
+        raise DtypeMismatch(
+            f"placeholder '{target.name}' is {target.dtype_name} {proto_shape_text(target.shape)} but input "
+            f"'{alias}' of '{key}' is {protos.dtype_name(current.dtype)} {proto_shape_text(current.tensor_shape)}",
+            hint="a TF2 signature's function was traced for its inputs' dtype and shape",
+        )
+    old = current.name
+    wrapper = private_wrapper(meta, key)
+    position = sorted(meta.signature_def[key].inputs).index(alias)
+    data = [i for i, text in enumerate(wrapper.call.input) if not text.startswith("^")]
+    wrapper.call.input[data[position]] = target.name
+    meta.signature_def[key].inputs[alias].name = target.name
+    return old, target.name
+
+
 def refuse_input(meta: Any, key: str, alias: str, tensor: str) -> None:
     """Inputs of a TF2 signature are arguments of its function: say why a tensor cannot become one."""
     try:
@@ -129,9 +159,8 @@ def refuse_input(meta: Any, key: str, alias: str, tensor: str) -> None:
         reason = "it is computed inside a function; only the signature function's arguments can be fed"
     else:
         reason = (
-            "tf.saved_model.load feeds a TF2 signature through its function's arguments, which "
-            "are bound to the signature's own placeholders; another main-graph tensor would be fed under the TF1 "
-            "loader only"
+            "tf.saved_model.load feeds a TF2 signature through its function's arguments, and only a placeholder of "
+            "the main graph can stand for one under the TF1 loader"
         )
     raise UnsupportedModel(
         f"input '{alias}' of '{key}' cannot be repointed to {where}: {reason}",

@@ -432,7 +432,9 @@ def repoint(meta: Any, key: str, alias: str, tensor: str, *, side: str | None = 
 
 def _repoint_inner(meta: Any, key: str, alias: str, tensor: str, side: str) -> EditReport:
     if side == "inputs":
-        inner_edits.refuse_input(meta, key, alias, tensor)
+        old, new = inner_edits.repoint_input(meta, key, alias, tensor)
+        detail = f"input '{alias}' of '{key}': {old} -> {new}"
+        return EditReport([Change("repoint", key, alias=alias, side=side, old=old, new=new, detail=detail)])
     before = meta.signature_def[key].outputs[alias].tensor_shape
     shape_before = proto_shape_text(before)
     old, entry = inner_edits.repoint_output(meta, key, alias, tensor)

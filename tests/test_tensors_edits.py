@@ -244,3 +244,31 @@ def test_real_tf2_exports_expose_an_inner_tensor(model_copy, tmp_path, name: str
     result = edit(base, [AddOutput(found.key, "exposed", entry.address)], out=tmp_path / "out")
     assert result.verification.ok, result.verification.failures()
     read(result.path).meta_graph().signature(found.key).output("exposed")
+
+
+def test_tf2_input_repoint_to_another_placeholder_is_sound(built, copy) -> None:
+    base, model = copy("conv"), built["conv"]
+    # verify=False: edit verification does not feed a repointed input; the values are checked here
+    result = edit(base, [Repoint("serving_default", "image", "serve_image:0", side="inputs")], verify=False)
+    assert read(result.path).meta_graph().signature("serving_default").input("image").name == "serve_image:0"
+    for values in both_loaders(result.path, "serving_default", {"image": IMAGES}):
+        assert_close(values["output_0"], model.predict(IMAGES, verbose=0))
+    with pytest.raises(UnsupportedModel, match="only the signature function's arguments"):
+        edit(base, [Repoint("serving_default", "image", "conv_1/Relu", side="inputs")])
+
+
+def test_image_input_takes_an_added_signature(built, copy) -> None:
+    import keras
+    import tensorflow as tf
+
+    base, model = copy("conv"), built["conv"]
+    edit(base, [AddSignature("embed", {}, {"embedding": "layer:pool"})], verify=False)
+    result = run_cli("image-input", base, "--signature", "embed", "--as", "embed_b64", "--size", "16", "16")
+    assert result.code == 0, result.stderr
+    image = (IMAGES[0] * 255).astype(np.uint8)
+    png = tf.io.encode_png(image).numpy()
+    decoded = tf.image.convert_image_dtype(tf.io.decode_png(png, channels=3), tf.float32).numpy()[None]
+    want = keras.Model(model.inputs, model.get_layer("pool").output).predict(decoded, verbose=0)
+    newest = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
+    for values in both_loaders(base / str(newest), "embed_b64", {"image_bytes": np.array([png])}):
+        assert_close(values["embedding"], want)
