@@ -185,9 +185,16 @@ def closest(entries: list[TensorEntry], text: str, count: int = 5) -> list[str]:
     for key in close:
         if keys[key] not in result:
             result.append(keys[key])
-    if not result:
-        tail = text.rsplit("/", 1)[-1].split(":")[0]
-        result = [e.address for e in entries if tail and tail in e.ref.node][:count]
+    if not result:  # compare scope components: `global_average_pooling2d` ~ `global_average_pooling2d_1`
+        words = [w for w in re.split(r"[/:]", text) if w]
+        parts: dict[str, str] = {}
+        for entry in entries:
+            for part in entry.ref.node.split("/"):
+                parts.setdefault(part, entry.address)
+        for word in words:
+            for part in difflib.get_close_matches(word, list(parts), n=count, cutoff=0.6):
+                if parts[part] not in result:
+                    result.append(parts[part])
     return result[:count]
 
 
@@ -291,10 +298,10 @@ def list_tensors(
     if not entries:
         what = " and ".join(w for w in (f"pattern '{pattern}'" if pattern else "", f"op {op}" if op else "") if w)
         close = closest(found.entries, pattern or op or "")
-        raise TensorNotFound(
-            f"{what} matches no tensor of signature '{found.key}'",
-            hint=f"closest: {listing(close)}" if close else f"it computes {len(found.entries)} tensors",
-        )
+        hint = f"closest: {listing(close)}" if close else f"it computes {len(found.entries)} tensors"
+        if found.layers():
+            hint += f"; Keras layers: {listing(found.layers())}"
+        raise TensorNotFound(f"{what} matches no tensor of signature '{found.key}'", hint=hint)
     return {
         "schema": TENSORS_SCHEMA, "path": str(model.ref), "tags": list(meta.tags), "signature": found.key,
         "pattern": pattern, "op": op, "count": len(entries), "total": len(found.entries),
