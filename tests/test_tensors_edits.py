@@ -20,6 +20,7 @@ from smsurgery.edits import AddOutput, AddSignature, Repoint
 from smsurgery.errors import InvalidEdit, TensorNotFound, UnsupportedModel
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
 from smsurgery.graphmodel import GraphModel
+from smsurgery.target import PublishTarget
 from smsurgery.tensor_index import signature_tensors
 from tests import tensor_models
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
@@ -69,7 +70,7 @@ def test_keras_pool_output_as_output_and_as_signature_equals_the_sub_model(built
     probs = model.predict(IMAGES, verbose=0)
     first = edit(base, [AddOutput("serving_default", "embedding", "layer:pool")])
     assert first.verification.ok
-    second = edit(base, [AddSignature("embed", {}, {"embedding": "pool_1/Mean"})], version=3)
+    second = edit(base, [AddSignature("embed", {}, {"embedding": "pool_1/Mean"})], target=PublishTarget(version=3))
     for path in (first.path, second.path):
         tf1, tf2 = both_loaders(path, "serving_default", {"image": IMAGES})
         for values in (tf1, tf2):
@@ -154,7 +155,7 @@ def test_repoint_output_to_an_inner_tensor(copy) -> None:
     features = run_tf2(load_tf2(base / "1"), "features", {"x": X})["hidden"]
     found = signature_tensors(GraphModel(read(base).meta_graph().proto))
     address = next(e.address for e in found.entries if e.ref.node == "hidden")
-    result = edit(base, [Repoint("serving_default", "y", address)], verify=False)
+    result = edit(base, [Repoint("serving_default", "y", address)], target=PublishTarget(verify=False))
     assert any("changes shape" in w for w in result.report.warnings)
     for values in both_loaders(result.path, "serving_default", {"x": X}):
         assert sorted(values) == ["y"]
@@ -241,7 +242,7 @@ def test_real_tf2_exports_expose_an_inner_tensor(model_copy, tmp_path, name: str
              and e.dtype is not None and e.dtype not in (20, 21)]  # fmt: skip
     assert inner, f"{name}: no inner tensor listed"
     entry = inner[len(inner) // 2]
-    result = edit(base, [AddOutput(found.key, "exposed", entry.address)], out=tmp_path / "out")
+    result = edit(base, [AddOutput(found.key, "exposed", entry.address)], target=PublishTarget(base=tmp_path / "out"))
     assert result.verification.ok, result.verification.failures()
     read(result.path).meta_graph().signature(found.key).output("exposed")
 
@@ -249,7 +250,8 @@ def test_real_tf2_exports_expose_an_inner_tensor(model_copy, tmp_path, name: str
 def test_tf2_input_repoint_to_another_placeholder_is_sound(built, copy) -> None:
     base, model = copy("conv"), built["conv"]
     # verify=False: edit verification does not feed a repointed input; the values are checked here
-    result = edit(base, [Repoint("serving_default", "image", "serve_image:0", side="inputs")], verify=False)
+    repoint = Repoint("serving_default", "image", "serve_image:0", side="inputs")
+    result = edit(base, [repoint], target=PublishTarget(verify=False))
     assert read(result.path).meta_graph().signature("serving_default").input("image").name == "serve_image:0"
     for values in both_loaders(result.path, "serving_default", {"image": IMAGES}):
         assert_close(values["output_0"], model.predict(IMAGES, verbose=0))
@@ -262,7 +264,7 @@ def test_image_input_takes_an_added_signature(built, copy) -> None:
     import tensorflow as tf
 
     base, model = copy("conv"), built["conv"]
-    edit(base, [AddSignature("embed", {}, {"embedding": "layer:pool"})], verify=False)
+    edit(base, [AddSignature("embed", {}, {"embedding": "layer:pool"})], target=PublishTarget(verify=False))
     result = run_cli("image-input", base, "--signature", "embed", "--as", "embed_b64", "--size", "16", "16")
     assert result.code == 0, result.stderr
     image = (IMAGES[0] * 255).astype(np.uint8)
