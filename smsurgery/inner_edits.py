@@ -172,7 +172,11 @@ def refuse_input(meta: Any, key: str, alias: str, tensor: str) -> None:
 
 
 def _base_signature(meta: Any, outputs: Mapping[str, str]) -> tuple[str, dict[str, TensorEntry]]:
-    """The signature whose functions compute every output (serving_default first) and the entries."""
+    """The signature whose functions compute every output (serving_default first) and the entries.
+
+    An output may also name one of that signature's own outputs (its
+    main-graph tensor, `StatefulPartitionedCall:0`): it is kept as it is.
+    """
     keys = sorted(k for k in meta.signature_def if k != INIT_OP_SIGNATURE)
     keys.sort(key=lambda k: k != "serving_default")
     model = GraphModel(meta)
@@ -184,11 +188,21 @@ def _base_signature(meta: Any, outputs: Mapping[str, str]) -> tuple[str, dict[st
         except (TensorNotFound, InvalidEdit, UnsupportedModel) as error:
             first_error = first_error or error
             continue
-        if any(e.ref.scope != MAIN for e in entries.values()):
+        own = _own_outputs(meta, key)
+        if all(e.ref.scope != MAIN or e.address in own for e in entries.values()):
             return key, entries
     if first_error is not None:
         raise first_error
-    raise InvalidEdit("none of the outputs is inside a signature's functions")
+    raise UnsupportedModel(
+        "on a TF2 export a new signature's outputs must be tensors inside a signature's functions, or outputs of "
+        "that signature",
+        hint="smsurgery tensors PATH lists them; or pass --drop-object-graph",
+    )
+
+
+def _own_outputs(meta: Any, key: str) -> dict[str, str]:
+    """Tensor name -> alias of signature `key`'s outputs."""
+    return {info.name: alias for alias, info in meta.signature_def[key].outputs.items() if info.name}
 
 
 def add_signature(
@@ -196,8 +210,8 @@ def add_signature(
 ) -> tuple[str, dict[str, TensorEntry]]:
     """A new signature `key` computing `outputs` (function-internal tensors); returns (base key, entries)."""
     base, entries = _base_signature(meta, outputs)
-    for alias, entry in entries.items():
-        _refuse_main(meta, entry, f"cannot add signature '{key}' with output '{alias}'")
+    own = _own_outputs(meta, base)
+    kept = {alias: own[e.address] for alias, e in entries.items() if e.ref.scope == MAIN}
     renames = _input_aliases(meta, base, inputs)
     meta.signature_def[key].CopyFrom(meta.signature_def[base])
     meta.signature_def[key].method_name = method_name
@@ -205,9 +219,14 @@ def add_signature(
         objectgraph.copy_signature(meta, base, key)
     copied = sorted(meta.signature_def[key].outputs)
     temporary = {alias: f"smsurgery_new_{position}" for position, alias in enumerate(sorted(entries))}
+    for alias, old in kept.items():
+        _rename(meta, key, "outputs", old, temporary[alias])
     for alias, entry in entries.items():
-        add_output(meta, key, temporary[alias], entry)
+        if alias not in kept:
+            add_output(meta, key, temporary[alias], entry)
     for alias in copied:
+        if alias in kept.values():
+            continue
         del meta.signature_def[key].outputs[alias]
         if objectgraph.has_object_graph(meta):
             objectgraph.remove_output(meta, key, alias)

@@ -70,7 +70,9 @@ def test_keras_pool_output_as_output_and_as_signature_equals_the_sub_model(built
     probs = model.predict(IMAGES, verbose=0)
     first = edit(base, [AddOutput("serving_default", "embedding", "layer:pool")])
     assert first.verification.ok
-    second = edit(base, [AddSignature("embed", {}, {"embedding": "pool_1/Mean"})], target=PublishTarget(version=3))
+    probs_name = read(first.path).meta_graph().signature("serving_default").output("output_0").name
+    embed = AddSignature("embed", {}, {"embedding": "pool_1/Mean", "probs": probs_name})  # one kept as it is
+    second = edit(base, [embed], target=PublishTarget(version=3))
     for path in (first.path, second.path):
         tf1, tf2 = both_loaders(path, "serving_default", {"image": IMAGES})
         for values in (tf1, tf2):
@@ -78,8 +80,9 @@ def test_keras_pool_output_as_output_and_as_signature_equals_the_sub_model(built
     for values in both_loaders(first.path, "serving_default", {"image": IMAGES}):
         assert_close(values["embedding"], embedding)
     for values in both_loaders(second.path, "embed", {"image": IMAGES}):
-        assert sorted(values) == ["embedding"]
+        assert sorted(values) == ["embedding", "probs"]
         assert_close(values["embedding"], embedding)
+        assert_close(values["probs"], probs)
     loaded = load_tf2(second.path)  # the module's other attributes survive: .serve and the variables
     assert_close(loaded.serve(IMAGES).numpy(), probs)
     assert len(loaded.variables) == len(model.variables)
