@@ -50,6 +50,8 @@ def needs_function_route(meta: Any, tensor: str) -> bool:
     """True unless `tensor` is a plain main-graph tensor of a model without an object graph."""
     if objectgraph.has_object_graph(meta) or tensor.startswith(LAYER_PREFIX) or "::" in tensor:
         return True
+    if not meta.graph_def.library.function:  # a plain TF1 graph: the main graph is all there is
+        return False
     node = tensor.strip().split(":")[0]
     return node not in {n.name for n in meta.graph_def.node}
 

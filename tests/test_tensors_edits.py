@@ -277,3 +277,14 @@ def test_image_input_takes_an_added_signature(built, copy) -> None:
     newest = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
     for values in both_loaders(base / str(newest), "embed_b64", {"image_bytes": np.array([png])}):
         assert_close(values["embedding"], want)
+
+
+def test_drop_object_graph_still_takes_function_addresses(copy) -> None:
+    base = copy("nested")
+    features = run_tf2(load_tf2(base / "1"), "features", {"x": X})["hidden"]
+    result = edit(base, [AddOutput("serving_default", "hidden", "hidden")], drop_object_graph=True)
+    assert read(result.path).meta_graph().kind == "tf1"
+    for values in both_loaders(result.path, "serving_default", {"x": X}):
+        assert_close(values["hidden"], features)
+    for values in both_loaders(result.path, "features", {"x": X}):  # the shared inner function, untouched
+        assert_close(values["hidden"], features)

@@ -81,3 +81,13 @@ def test_main_graph_tensor_of_a_tf2_export_is_refused_with_the_way_out() -> None
     meta = meta_of("keras_image")
     with pytest.raises(UnsupportedModel, match="drop-object-graph"):
         add_output(meta, "serving_default", "x", "serving_default_image:0")
+
+
+def test_validate_catches_a_call_that_expects_other_results() -> None:
+    meta = meta_of("keras_image")
+    add_output(meta, "serving_default", "embedding", POOL)
+    trace = trace_output(meta, "serving_default", "embedding")
+    wrapper = objectgraph.function_def(meta, trace.wrapper)
+    call = next(n for n in wrapper.node_def if n.name == trace.calls[0])
+    del call.attr["Tout"].list.type[-1]
+    assert any("expects other results" in p.text for p in problems(meta))
