@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 
 from smsurgery.graphmodel import GraphModel
 from smsurgery.model import read
 from smsurgery.tensor_index import layer_output, resolve, signature_tensors
-from tests.conftest import FIXTURE_MODELS, REPO, assert_one_line_error, run_cli
+from tests.conftest import FIXTURE_MODELS, REALMODELS, REPO, assert_one_line_error, real_model_names, run_cli
 
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "tensors.json").read_text())
 POOL = "__inference___call___691::image_classifier_1/pool_1/Mean:output:0"
@@ -66,3 +67,14 @@ def test_resolve_addresses_bare_names_and_layers() -> None:
     assert layer_output(found, "pool").address == POOL
     assert layer_output(found, "conv").address.endswith("conv_1/Relu:activations:0")
     assert resolve(found, "serving_default_image:0").ref.scope == ""
+
+
+@pytest.mark.parametrize("name", real_model_names())
+def test_every_real_model_lists_its_tensors(name: str) -> None:
+    """Proto reads only: models no loader can load (custom ops) list too."""
+    meta = read(REALMODELS / name).meta_graph(tuple(read(REALMODELS / name).tag_sets[0])).proto
+    for key in sorted(k for k in meta.signature_def if k != "__saved_model_init_op"):
+        found = signature_tensors(GraphModel(meta), key)
+        assert found.entries, key
+        for entry in found.entries[:: max(1, len(found.entries) // 50)]:  # a sample: jsonschema is slow
+            jsonschema.validate(entry.to_json(), SCHEMA["properties"]["tensors"]["items"])
