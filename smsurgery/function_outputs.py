@@ -104,7 +104,8 @@ def _wrapper_shared(meta: Any, key: str, call: Any) -> bool:
     if len(model.callers(name)) > 1:
         return True
     return any(
-        other != key and call.name in {n.split(":")[0] for n in objectgraph.signature_tensor_names(signature)}
+        other != key
+        and call.name in {parse_input(n, in_function=False).node for n in objectgraph.signature_tensor_names(signature)}
         for other, signature in meta.signature_def.items()
     )
 

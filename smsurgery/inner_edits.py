@@ -25,7 +25,7 @@ from typing import Any
 from smsurgery import objectgraph, protos
 from smsurgery.errors import DtypeMismatch, InvalidEdit, SmsurgeryError, TensorNotFound, UnsupportedModel, listing
 from smsurgery.function_outputs import Threaded, output_spec, private_wrapper, thread_out
-from smsurgery.graphmodel import MAIN, GraphModel
+from smsurgery.graphmodel import MAIN, GraphModel, parse_input
 from smsurgery.model import INIT_OP_SIGNATURE, shape_text
 from smsurgery.node_outputs import base_dtype
 from smsurgery.tensor_index import SignatureTensors, TensorEntry, layer_output, resolve, signature_tensors
@@ -52,7 +52,10 @@ def needs_function_route(meta: Any, tensor: str) -> bool:
         return True
     if not meta.graph_def.library.function:  # a plain TF1 graph: the main graph is all there is
         return False
-    node = tensor.strip().split(":")[0]
+    try:
+        node = parse_input(tensor, in_function=False).node
+    except SmsurgeryError:
+        return True  # not a graph name: the function route explains what it is not
     return node not in {n.name for n in meta.graph_def.node}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from smsurgery import objectgraph, protos
 from smsurgery.errors import InternalError, SmsurgeryError
-from smsurgery.graphmodel import MAIN, GraphModel
+from smsurgery.graphmodel import MAIN, GraphModel, parse_input
 from smsurgery.tensors import GraphIndex, base_dtype
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -108,7 +108,7 @@ def _call_problems(model: GraphModel) -> list[str]:
     for name, fdef in model.function_defs.items():
         scope = model.scope(name)
         for arg, value in fdef.ret.items():
-            target = value.split(":")[0]
+            target = parse_input(value, in_function=True).node
             if target not in scope.nodes and target not in scope.args:
                 found.append(f"function {name} returns {arg} from {value}, which it does not have")
     return found
@@ -159,8 +159,8 @@ def _function_problems(signature: Any, function: objectgraph.SignatureFunction) 
 
 
 def _node(name: str) -> tuple[str, int]:
-    node, _, index = name.lstrip("^").partition(":")
-    return node, int(index) if index.isdigit() else 0
+    parsed = parse_input(name, in_function=False)
+    return parsed.node, parsed.index
 
 
 def _call_order_problems(

@@ -22,6 +22,7 @@ import numpy as np
 from smsurgery.errors import SmsurgeryError, VerificationFailed
 from smsurgery.function_outputs import Trace, root_name, trace_output
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, session_for
+from smsurgery.graphmodel import parse_input
 from smsurgery.model import INIT_OP_SIGNATURE, read
 from smsurgery.samples import sample_inputs
 
@@ -82,7 +83,7 @@ def _source_key(meta: Any, trace: Trace) -> str | None:
     for key, signature in sorted(meta.signature_def.items()):
         if key == INIT_OP_SIGNATURE:
             continue
-        names = {info.name.split(":")[0] for info in signature.outputs.values()}
+        names = {parse_input(info.name, in_function=False).node for info in signature.outputs.values() if info.name}
         for node in meta.graph_def.node:
             if node.name in names and "f" in node.attr and node.attr["f"].func.name == root_name(trace.wrapper):
                 return key
