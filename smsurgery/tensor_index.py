@@ -240,13 +240,22 @@ def _not_found(found: SignatureTensors, text: str, message: str) -> TensorNotFou
     return TensorNotFound(message, hint=hint)
 
 
+def layers_hint(layers: list[str], wanted: str, most: int = 30) -> str:
+    """`Keras layers: a, b, c`; for a big model the closest ones to `wanted` first, and a count."""
+    if len(layers) <= most:
+        return f"Keras layers: {listing(layers)}"
+    close = difflib.get_close_matches(wanted, layers, n=5, cutoff=0.3)
+    shown = close or layers[:5]
+    return f"Keras layers ({len(layers)}) include: {listing(shown)}"
+
+
 def layer_output(found: SignatureTensors, layer: str) -> TensorEntry:
     """The output of Keras layer `layer`: its tensor that something outside the layer reads."""
     members = [e for e in found.entries if e.layer == layer and e.fetchable]
     if not members:
         raise TensorNotFound(
             f"no Keras layer '{layer}' in signature '{found.key}'",
-            hint=f"layers: {listing(found.layers())}" if found.layers() else "this export has no Keras layer scopes",
+            hint=layers_hint(found.layers(), layer) if found.layers() else "this export has no Keras layer scopes",
         )
     outputs = _leaving(found, layer, members)
     if len(outputs) != 1:
@@ -300,7 +309,7 @@ def list_tensors(
         close = closest(found.entries, pattern or op or "")
         hint = f"closest: {listing(close)}" if close else f"it computes {len(found.entries)} tensors"
         if found.layers():
-            hint += f"; Keras layers: {listing(found.layers())}"
+            hint += "; " + layers_hint(found.layers(), pattern or "")
         raise TensorNotFound(f"{what} matches no tensor of signature '{found.key}'", hint=hint)
     return {
         "schema": TENSORS_SCHEMA, "path": str(model.ref), "tags": list(meta.tags), "signature": found.key,

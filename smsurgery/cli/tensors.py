@@ -11,6 +11,8 @@ from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, note, out, parse_tag
 from smsurgery.model import shape_text
 from smsurgery.tensor_index import list_tensors
 
+MAX_LAYERS_SHOWN = 30
+
 
 def tensors(
     path: PathArg,
@@ -42,8 +44,10 @@ def render_tensors(report: dict[str, Any]) -> None:
         shape = shape_text(entry["shape"]) if entry["shape"] is not None else "?"
         table.add_row(entry["address"], entry["op"], entry["dtype"] or "?", shape, layer)
     out.print(table)
-    if report["layers"]:
-        note("Keras layers: " + ", ".join(report["layers"]))
+    layers = report["layers"]
+    if layers:
+        shown = ", ".join(layers) if len(layers) <= MAX_LAYERS_SHOWN else f"{len(layers)} (--json lists them)"
+        note("Keras layers: " + shown)
 
 
 def register(app: typer.Typer) -> None:
