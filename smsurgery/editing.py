@@ -18,7 +18,7 @@ so that verification compares `predict/y` of the new version with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class EditResult:
     published: PublishedVersion | None
     report: EditReport
     verification: Any = None  # graph.verify.ComparisonReport, when verification ran
+    checks: list[str] = field(default_factory=list)  # independent checks of exposed inner tensors (in notes too)
 
     @property
     def path(self) -> Path | None:
@@ -192,6 +193,10 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
                 "the edited model does not compute what the source did, nothing was published: "
                 + "; ".join(result.verification.failures())
             )
+        from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
+
+        result.checks = check_exposed(draft.source.path, staging, draft.tags, draft.lineage.pairs(draft.meta))
+        result.verification.notes.extend(result.checks)
 
     result.published = publish_proto(
         draft.source, draft.saved_model, target, before_publish=before_publish if target.verify else None

@@ -22,6 +22,7 @@ from typing import Any
 
 from smsurgery import objectgraph, protos
 from smsurgery.errors import InternalError, SmsurgeryError
+from smsurgery.graphmodel import MAIN, GraphModel, parse_input
 from smsurgery.tensors import GraphIndex, base_dtype
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -40,7 +41,9 @@ class Problem:
 
 def problems(meta: Any) -> list[Problem]:
     """Every inconsistency found, one sentence each (empty when all is well)."""
-    found = _tensor_problems(meta)
+    model = GraphModel(meta)
+    found = _tensor_problems(meta, model)
+    found.extend(Problem(text, ("call", text)) for text in _call_problems(model))
     if objectgraph.has_object_graph(meta):
         found.extend(Problem(text, ("object_graph", text)) for text in _object_graph_problems(meta))
     return found
@@ -60,8 +63,8 @@ def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
         raise InternalError("the edited model is inconsistent, nothing was written: " + "; ".join(new))
 
 
-def _tensor_problems(meta: Any) -> list[Problem]:
-    index = GraphIndex(meta.graph_def)
+def _tensor_problems(meta: Any, model: GraphModel) -> list[Problem]:
+    index = GraphIndex(model)
     found: list[Problem] = []
     for key in sorted(meta.signature_def):
         if key == INIT_OP_SIGNATURE:
@@ -83,6 +86,31 @@ def _tensor_problems(meta: Any) -> list[Problem]:
                             f"but {info.name} is {protos.dtype_name(actual)}"
                         )
                         found.append(Problem(text, ("dtype", info.name, str(info.dtype))))
+    return found
+
+
+def _call_problems(model: GraphModel) -> list[str]:
+    """Call nodes return what their function returns; every function's rets name its own nodes.
+
+    Threading a tensor out of nested functions changes both sides of each
+    call; a mismatch loads fine and fails at the first request.
+    """
+    found: list[str] = []
+    for scope in [MAIN, *model.function_defs]:
+        for call in model.callees(scope):
+            node = model.scope(scope).nodes[call.node]
+            if call.kind != "call" or "Tout" not in node.attr:
+                continue
+            returned = [a.type for a in model.function_defs[call.function].signature.output_arg]
+            if list(node.attr["Tout"].list.type) != returned:
+                found.append(f"call node {call.node} in {scope or 'the main graph'} expects other results than "
+                             f"{call.function} returns")  # fmt: skip
+    for name, fdef in model.function_defs.items():
+        scope = model.scope(name)
+        for arg, value in fdef.ret.items():
+            target = parse_input(value, in_function=True).node
+            if target not in scope.nodes and target not in scope.args:
+                found.append(f"function {name} returns {arg} from {value}, which it does not have")
     return found
 
 
@@ -131,8 +159,8 @@ def _function_problems(signature: Any, function: objectgraph.SignatureFunction) 
 
 
 def _node(name: str) -> tuple[str, int]:
-    node, _, index = name.lstrip("^").partition(":")
-    return node, int(index) if index.isdigit() else 0
+    parsed = parse_input(name, in_function=False)
+    return parsed.node, parsed.index
 
 
 def _call_order_problems(

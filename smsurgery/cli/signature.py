@@ -54,12 +54,17 @@ DropOpt = Annotated[
     bool,
     typer.Option(
         "--drop-object-graph",
-        help="TF2 exports: publish without the object graph (needed to add signatures/outputs or repoint).",
+        help="TF2 exports: publish without the object graph (both loaders then read signature_def).",
     ),
 ]
 EditSignatureOpt = Annotated[str, typer.Option("--signature", "-s", help="Signature key.")]
 InputOpt = Annotated[bool, typer.Option("--input", help="The alias is an input (when it is both).")]
 OutputSideOpt = Annotated[bool, typer.Option("--output", help="The alias is an output (when it is both).")]
+LayerOpt = Annotated[
+    str | None,
+    typer.Option("--layer", help="A Keras layer's output instead of TENSOR (layer names: smsurgery tensors).",
+                 show_default=False),
+]  # fmt: skip
 PROGRESS_MIN_BYTES = 64 << 20
 
 
@@ -108,7 +113,8 @@ def run_edits(
     if as_json:
         print_json(result.to_json())
         return
-    for message in result.report.warnings + (result.verification.notes if result.verification else []):
+    notes = result.verification.notes if result.verification else []
+    for message in result.report.warnings + [n for n in notes if n not in result.checks]:
         warn(message)
     published = result.published
     assert published is not None
@@ -116,6 +122,8 @@ def run_edits(
     for change in result.report.changes:
         out.print(f"  {change.detail}")
     note(_verification_line(result.verification))
+    for message in result.checks:
+        note(message)
 
 
 def _verification_line(report: Any) -> str:
@@ -131,6 +139,13 @@ def _verification_line(report: Any) -> str:
     parts = [f"{n} {words.get(status, status)}" for status, n in sorted(counts.items())]
     tf2 = any(o.tf2 for o in report.signatures)
     return "verified against the source: " + ", ".join(parts) + ("; tf.saved_model.load agrees" if tf2 else "")
+
+
+def _tensor_or_layer(tensor: str | None, layer: str | None) -> str:
+    """TENSOR, or `layer:NAME` for --layer NAME (how the library names a Keras layer's output)."""
+    if (tensor is None) == (layer is None):
+        raise InvalidEdit("give either TENSOR or --layer NAME", hint="smsurgery tensors PATH lists both")
+    return tensor if tensor is not None else f"layer:{layer}"
 
 
 def _side(as_input: bool, as_output: bool) -> str | None:
@@ -153,6 +168,9 @@ def signature_add(
     outputs: Annotated[
         list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable or comma-separated.")
     ] = None,
+    layers: Annotated[
+        list[str] | None, typer.Option("--layer", help="ALIAS=LAYER: a Keras layer's output, repeatable.")
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
     tags: TagsOpt = None,
     drop_object_graph: DropOpt = False,
@@ -161,7 +179,11 @@ def signature_add(
     target: PublishTarget,
 ) -> None:
     """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
-    edit = AddSignature(key, parse_tensor_pairs(inputs, "input"), parse_tensor_pairs(outputs, "output"), method)
+    wanted = {
+        **parse_tensor_pairs(outputs, "output"),
+        **{alias: f"layer:{name}" for alias, name in parse_tensor_pairs(layers, "layer").items()},
+    }
+    edit = AddSignature(key, parse_tensor_pairs(inputs, "input"), wanted, method)
     run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
@@ -290,10 +312,11 @@ def alias_rename(
 def alias_repoint(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="The input or output alias.")],
-    tensor: Annotated[str, typer.Argument(help="Tensor of the graph it should name, NODE:INDEX.")],
+    tensor: Annotated[str | None, typer.Argument(help="An address from `smsurgery tensors`, or a unique name.")] = None,
     signature: EditSignatureOpt = "serving_default",
     as_input: InputOpt = False,
     as_output: OutputSideOpt = False,
+    layer: LayerOpt = None,
     tags: TagsOpt = None,
     drop_object_graph: DropOpt = False,
     as_json: JsonOpt = False,
@@ -301,7 +324,7 @@ def alias_repoint(
     target: PublishTarget,
 ) -> None:
     """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
-    edit = Repoint(signature, alias, tensor, side=_side(as_input, as_output))
+    edit = Repoint(signature, alias, _tensor_or_layer(tensor, layer), side=_side(as_input, as_output))
     run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
@@ -310,23 +333,18 @@ def alias_repoint(
 def output_add(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="Alias of the new output.")],
-    tensor: Annotated[str, typer.Argument(help="Tensor of the graph, NODE:INDEX.")],
+    tensor: Annotated[str | None, typer.Argument(help="An address from `smsurgery tensors`, or a unique name.")] = None,
     signature: EditSignatureOpt = "serving_default",
+    layer: LayerOpt = None,
     tags: TagsOpt = None,
     drop_object_graph: DropOpt = False,
     as_json: JsonOpt = False,
     *,
     target: PublishTarget,
 ) -> None:
-    """Expose a tensor of the graph (embeddings, logits) as a new output of a signature."""
-    run_edits(
-        path,
-        [AddOutput(signature, alias, tensor)],
-        tags=tags,
-        target=target,
-        drop_object_graph=drop_object_graph,
-        as_json=as_json,
-    )
+    """Expose a tensor (embeddings, logits; inside TF2 functions too) as a new output of a signature."""
+    edit = AddOutput(signature, alias, _tensor_or_layer(tensor, layer))
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
 @output_app.command("remove")
