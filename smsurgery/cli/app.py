@@ -38,6 +38,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image-input",),
     "convert": ("convert",),
     "scan": ("scan",),
+    "check": ("check",),
+    "config": ("config",),
 }
 
 
