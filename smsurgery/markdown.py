@@ -14,7 +14,7 @@ _ICONS = {"error": "❌", "warning": "⚠️", "clean": "✅", "breaking": "❌"
 
 def cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:

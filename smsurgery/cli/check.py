@@ -9,7 +9,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, out, parse_tags, print_json
@@ -72,16 +71,13 @@ def render_check(data: dict[str, Any]) -> None:
             f"versions Serving reads: {', '.join(map(str, versions['all'])) or 'none'}; latest policy serves: "
             f"{versions['latest'] if versions['latest'] is not None else 'nothing'}"
         )
-    if data["findings"]:
-        table = Table(title="findings", title_justify="left")
-        for column in ("severity", "code", "about", "finding", "fix"):
-            table.add_column(column, overflow="fold")
-        for item in data["findings"]:
-            table.add_row(
-                Text(item["severity"], style=SEVERITY_STYLES[item["severity"]]),
-                item["code"], item["subject"], item["message"], item["fix"],
-            )  # fmt: skip
-        out.print(table)
+    for item in data["findings"]:  # a block per finding: long messages stay readable in 80 columns
+        line = Text()
+        line.append(f"{item['severity']:<8}", style=SEVERITY_STYLES[item["severity"]])
+        line.append(f"{item['code']}  {item['subject']}", style="bold")
+        out.print(line)
+        out.print(f"        {item['message']}")
+        out.print(f"        fix: {item['fix']}")
     counts = data["counts"]
     loaded = "" if data["loaded"] is None else ("; TF1 loader: loaded" if data["loaded"] else "; TF1 loader: failed")
     out.print(
