@@ -19,8 +19,9 @@ from smsurgery.errors import InvalidRequest, LoaderFailed, SmsurgeryError
 from smsurgery.findings import Finding, finding
 from smsurgery.graph.run import Runner
 from smsurgery.graph.session import import_tf, load_session
-from smsurgery.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile
+from smsurgery.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView
 from smsurgery.request_body import build_request
+from smsurgery.samples import sample_inputs
 from smsurgery.warmup import WARMUP_FILE, read_tfrecord
 
 
@@ -50,14 +51,45 @@ def _signature_failures(model: SavedModelFile, meta: MetaGraph, runner: Runner) 
     found = []
     for signature in meta.signatures():
         try:
-            built = build_request(model, tags=meta.tags, signature=signature.key, rest=False)
-        except SmsurgeryError:
-            continue  # no request we can generate (composite inputs, ...): nothing Serving-specific to learn
-        try:
-            runner.run_built(built)
+            if signature.method in ("classify", "regress"):
+                _examples_once(model, meta, runner, signature)
+            else:
+                _predict_once(runner, signature)
         except SmsurgeryError as error:
             found.append(finding("SM-LOAD-SIGNATURE-FAILED", f"signature '{signature.key}'", error.message))
     return found
+
+
+def _examples_once(model: SavedModelFile, meta: MetaGraph, runner: Runner, signature: SignatureView) -> None:
+    """Classify/Regress with tf.Examples built from the features the graph parses, if we can tell which."""
+    try:
+        built = build_request(model, tags=meta.tags, signature=signature.key, rest=False)
+    except SmsurgeryError:
+        return  # the TF-free check already says why Serving's API refuses it
+    if built.features is not None:
+        runner.run_built(built)  # Serving's own output checks run too
+
+
+def _predict_once(runner: Runner, signature: SignatureView) -> None:
+    """A gRPC Predict with generated inputs; an unknown rank is tried as [1], then as a scalar.
+
+    Generated strings say nothing (a model parsing tf.Examples or images rejects
+    them for being made up), so signatures with string or composite inputs are
+    not run.
+    """
+    if any(t.name is None or t.dtype.startswith("DT_STRING") for t in signature.inputs):
+        return
+    try:
+        inputs = sample_inputs(signature)
+    except InvalidRequest:
+        return  # a dtype without sample values
+    try:
+        runner.predict(signature, inputs)
+    except InvalidRequest:
+        unknown = [t.alias for t in signature.inputs if t.shape is None]
+        if not unknown:
+            raise
+        runner.predict(signature, {a: (v.reshape(()) if a in unknown else v) for a, v in inputs.items()})
 
 
 def _warmup_failures(model: SavedModelFile, meta: MetaGraph, runner: Runner) -> list[Finding]:
