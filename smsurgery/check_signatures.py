@@ -80,10 +80,10 @@ def _tensor_findings(signature: SignatureView, nodes: dict[str, Any], path: str)
 def _unfed_findings(signature: SignatureView, nodes: dict[str, Any]) -> Iterator[Finding]:
     """Placeholders an output needs that none of the signature's inputs feeds."""
     fed = {_node_name(n) for t in signature.inputs for n in tensor_names(t)}
-    needed: dict[str, str] = {}  # placeholder -> the output alias that needs it
+    needed: dict[str, str] = {}  # placeholder -> the first output alias that needs it
+    seen: set[str] = set()  # shared by the outputs: each node is walked once per signature
     for output in signature.outputs:
         stack = [_node_name(n) for n in tensor_names(output)]
-        seen: set[str] = set()
         while stack:
             name = stack.pop()
             if name in seen or name in fed or name not in nodes:

@@ -408,6 +408,15 @@ def test_check_does_not_import_tensorflow() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_warmup_constants_agree() -> None:
+    from smsurgery import check_warmup, warmup
+
+    assert (check_warmup.WARMUP_FILE, check_warmup.MAX_WARMUP_RECORDS) == (
+        warmup.WARMUP_FILE,
+        warmup.MAX_WARMUP_RECORDS,
+    )
+
+
 def test_library_call_gives_the_cli_findings() -> None:
     from smsurgery import oplist
 
