@@ -149,6 +149,9 @@ def test_missing_tags_names_the_fix() -> None:
     assert "could not be found" in item.message and "[transform]" in item.message
     assert item.fix.startswith("smsurgery tags set") and "--tags transform" in item.fix
     assert "SM-TAGS-MISSING" not in codes(check(REALMODELS / "tfx_transform_fn", tags=("transform",)))
+    shown = run_cli("show", REALMODELS / "tfx_transform_fn")
+    assert shown.code == 0 and "Serving refuses to load this version" in shown.stderr
+    assert json.loads(run_cli("show", REALMODELS / "tf2onnx_regression", "--json").stdout)["warnings"] == []
 
 
 # ---- signatures ----

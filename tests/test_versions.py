@@ -107,3 +107,23 @@ def test_writer_takes_next_by_int_value(tmp_path: Path) -> None:
     result = run_cli("signature", "rename", base, "serving_default", "p", "--no-verify")
     assert result.code == 0, result.stderr
     assert (base / "124" / "saved_model.pb").is_file()
+
+
+def test_diff_compares_the_two_newest_as_serving_orders_them(tmp_path: Path) -> None:
+    from smsurgery.diff import diff
+
+    base = _base_with(tmp_path, "5", "00000123", str(10**30))
+    report = diff(base)
+    assert (report.old["version"], report.new["version"]) == (5, 123)
+
+
+def test_every_writer_takes_the_version_check() -> None:
+    """Each writing command's --version goes through one option that refuses what Serving cannot serve."""
+    import ast
+
+    from tests.conftest import REPO
+
+    for module in ("convert", "image", "request", "signature"):
+        tree = ast.parse((REPO / "smsurgery" / "cli" / f"{module}.py").read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert "NewVersionOpt" in names, module
