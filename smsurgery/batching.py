@@ -24,6 +24,7 @@ from smsurgery import protos
 from smsurgery.errors import SmsurgeryError
 from smsurgery.findings import Finding, finding
 from smsurgery.model import MetaGraph
+from smsurgery.textfile import read_config_text
 
 _FILE = "smsurgery/batching_parameters.proto"
 # Batcher::QueueOptions().input_batch_size_limit, used when max_batch_size is unset.
@@ -71,10 +72,7 @@ def batching_parameters_class() -> type[Any]:
 def parse_batching_file(path: str | Path) -> Any:
     """Parse the text proto; a syntax error is one line with its line and column."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise BatchingFileError(f"cannot read batching parameters {path}: {error}") from error
+    text = read_config_text(path, "batching parameters")
     message = batching_parameters_class()()
     try:
         text_format.Parse(text, message)

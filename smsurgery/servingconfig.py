@@ -22,6 +22,7 @@ from smsurgery import protos
 from smsurgery.errors import SmsurgeryError, listing
 from smsurgery.findings import Finding, exit_status, finding
 from smsurgery.layout import check_new_version, scan_versions
+from smsurgery.textfile import read_config_text
 
 _CONFIG_PROTO = "tensorflow_serving/config/model_server_config.proto"
 CONFIG_CHECK_SCHEMA = "smsurgery.config_check/1"
@@ -115,10 +116,7 @@ def write_config(bases: list[str], names: list[str], policy: Policy, labels: dic
 
 def parse_config(path: str | Path) -> Any:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigFileError(f"cannot read {path}: {error}") from error
+    text = read_config_text(path, "models.config")
     config = config_class()()
     try:
         text_format.Parse(text, config, descriptor_pool=protos.pool())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -101,6 +102,12 @@ def test_unparsable_config_is_one_line(tmp_path: Path) -> None:
     config.write_text('model_config_list {\n  config {\n    name: "m"\n    base_pth: "/x"\n  }\n}\n')
     assert_one_line_error(run_cli("config", "check", config), "models.config:4:5", "base_pth")
     assert_one_line_error(run_cli("config", "check", tmp_path / "missing.config"), "missing.config")
+    fifo = tmp_path / "fifo.config"
+    os.mkfifo(fifo)
+    assert_one_line_error(run_cli("config", "check", fifo, timeout=60), "not a regular file")
+    assert_one_line_error(run_cli("check", HALF, "--batching", "/dev/zero", timeout=60), "not a regular file")
+    (tmp_path / "latin1.config").write_bytes(b'model_config_list { config { name: "\xe9" } }')
+    assert_one_line_error(run_cli("config", "check", tmp_path / "latin1.config"), "not UTF-8")
 
 
 @pytest.mark.slow
