@@ -23,6 +23,7 @@ from smsurgery.check_graph import (
     graph_version_findings,
     op_findings,
     size_findings,
+    tf1_restore_findings,
     xla_findings,
 )
 from smsurgery.check_signatures import signature_findings
@@ -201,6 +202,7 @@ def model_findings(
     found += device_findings(meta, where)
     if not any(f.code == "SM-FILES-BROKEN" for f in found):
         found += checkpoint_findings(model, meta)
+    found += tf1_restore_findings(meta, where)
     found += fingerprint_findings(model, meta)
     found += risky_op_findings(meta, where)
     return found

@@ -99,6 +99,9 @@ CATALOG: dict[str, Code] = {
     # fingerprint
     "SM-FINGERPRINT-MISSING": Code(WARNING, "a TF2 export without fingerprint.pb", "smsurgery reexport PATH"),
     "SM-FINGERPRINT-STALE": Code(WARNING, "fingerprint.pb of another saved_model.pb", "smsurgery reexport PATH"),
+    "SM-TF1-UNRESTORED": Code(
+        ERROR, "a signature reads variables the TF1 loader never restores", "smsurgery reexport PATH"
+    ),
     # checkpoint
     "SM-CKPT-EXTRA": Code(WARNING, "the checkpoint holds tensors the graph does not restore", "smsurgery prune PATH"),
     "SM-CKPT-MISSING": Code(ERROR, "the graph restores a tensor the checkpoint lacks", "re-export the model"),

@@ -83,3 +83,20 @@ def test_warmup_replay_and_signature_failures(model_copy) -> None:
     item = next(f for f in report.findings if f.code == "SM-LOAD-WARMUP-FAILED")
     assert "record 0" in item.subject
     assert run_cli("check", REPO / "fixtures" / "models" / "tf2_module", "--load").code == 0
+
+
+def test_keras_saved_with_tf_saved_model_save(tmp_path: Path) -> None:
+    """Keras 3 + tf.saved_model.save: tf.saved_model.load runs it, the TF1 loader (Serving) cannot."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((4,), name="x")
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(3)(inputs)))
+    tf.saved_model.save(model, str(tmp_path / "m" / "1"))
+    item = next(f for f in check(tmp_path / "m").findings if f.code == "SM-TF1-UNRESTORED")
+    assert "batch_normalization/beta" in item.message and item.fix.startswith("smsurgery reexport")
+    loaded = check(tmp_path / "m", load=True)
+    failure = next(f for f in loaded.findings if f.code == "SM-LOAD-SIGNATURE-FAILED")
+    assert "Could not find variable" in failure.message
+    model.export(str(tmp_path / "exported" / "1"), verbose=False)
+    assert "SM-TF1-UNRESTORED" not in {f.code for f in check(tmp_path / "exported").findings}
