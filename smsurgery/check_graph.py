@@ -18,6 +18,18 @@ from smsurgery.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile
 from smsurgery.oplist import OpList
 
 LARGE_CONST_BYTES = 16 * 2**20
+# Op name prefixes of custom-op libraries a stock tensorflow_model_server does not link.
+_OP_LIBRARIES = {
+    "SimpleML": "TensorFlow Decision Forests (tensorflow_decision_forests)",
+    "YggdrasilDecisionForests": "TensorFlow Decision Forests (tensorflow_decision_forests)",
+    "Sentencepiece": "TensorFlow Text (tensorflow_text)",
+    "WhitespaceTokenize": "TensorFlow Text (tensorflow_text)",
+    "WordpieceTokenize": "TensorFlow Text (tensorflow_text)",
+    "RegexSplitWithOffsets": "TensorFlow Text (tensorflow_text)",
+    "CaseFoldUTF8": "TensorFlow Text (tensorflow_text)",
+    "Addons>": "TensorFlow Addons (tensorflow_addons)",
+    "TRTEngineOp": "TF-TRT (a TensorRT-enabled TensorFlow)",
+}
 GIB = 2**30
 _RESTORE_OPS = {"RestoreV2", "Restore", "RestoreSlice"}
 _XLA_ATTRS = ("_XlaMustCompile", "_XlaCompile")
@@ -45,12 +57,14 @@ def op_findings(meta: MetaGraph, target: OpList) -> list[Finding]:
     found = []
     for op, places in sorted(missing.items()):
         more = f" and {len(places) - 1} more" if len(places) > 1 else ""
+        library = next((lib for prefix, lib in _OP_LIBRARIES.items() if op.startswith(prefix)), None)
+        where = f"an op of {library}" if library else "a custom op, or an op of a newer TensorFlow?"
         found.append(
             finding(
                 "SM-OPS-UNREGISTERED",
                 f"op {op}",
-                f"Op type not registered '{op}' in TensorFlow {target.version} (used by {places[0]}{more}); "
-                "a custom op from a library Serving does not link?",
+                f"Op type not registered '{op}' in TensorFlow {target.version} (used by {places[0]}{more}): {where}",
+                f"serve with a TensorFlow Serving build that links {library}" if library else None,
             )
         )
     return found

@@ -67,6 +67,7 @@ def test_real_model_verdicts(name: str) -> None:
     if name == "tfdf_adult_rf_custom_ops":
         assert "SM-OPS-UNREGISTERED" in codes(report) and report.exit_status == 3
         assert any("SimpleML" in f.subject for f in report.findings)
+        assert all("tensorflow_decision_forests" in f.fix for f in report.findings if f.code == "SM-OPS-UNREGISTERED")
     elif name == "tfx_transform_fn":
         assert "SM-TAGS-MISSING" in codes(report) and report.exit_status == 3
     else:  # the rest load: warnings at most
