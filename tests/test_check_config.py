@@ -18,12 +18,12 @@ HALF = REALMODELS / "saved_model_half_plus_two_cpu"
 
 
 def _validate(data: dict) -> None:
-    from referencing import Registry, Resource
-
-    check_schema = Resource.from_contents(json.loads((SCHEMAS / "check.json").read_text()))
-    schema = json.loads((SCHEMAS / "config_check.json").read_text())
-    registry = Registry().with_resources([("check.json", check_schema), ("smsurgery.check/1", check_schema)])
-    jsonschema.Draft202012Validator(schema, registry=registry).validate(data)
+    """The config report, and each nested check report against check.json."""
+    jsonschema.validate(data, json.loads((SCHEMAS / "config_check.json").read_text()))
+    check_schema = json.loads((SCHEMAS / "check.json").read_text())
+    for model in data["models"]:
+        for report in model["checks"]:
+            jsonschema.validate(report, check_schema)
 
 
 def _bases(tmp_path: Path) -> tuple[Path, Path]:
