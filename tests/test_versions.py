@@ -117,13 +117,13 @@ def test_diff_compares_the_two_newest_as_serving_orders_them(tmp_path: Path) -> 
     assert (report.old["version"], report.new["version"]) == (5, 123)
 
 
-def test_every_writer_takes_the_version_check() -> None:
-    """Each writing command's --version goes through one option that refuses what Serving cannot serve."""
-    import ast
+def test_every_writer_refuses_through_the_publish_target(tmp_path: Path) -> None:
+    """Every writing command builds one PublishTarget before any work; it refuses what Serving cannot serve."""
+    from smsurgery.target import PublishTarget
 
-    from tests.conftest import REPO
-
-    for module in ("convert", "image", "request", "signature"):
-        tree = ast.parse((REPO / "smsurgery" / "cli" / f"{module}.py").read_text())
-        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        assert "NewVersionOpt" in names, module
+    with pytest.raises(VersionNotFound, match="int64"):
+        PublishTarget(version=-1)
+    base = _base_with(tmp_path, "1")
+    result = run_cli("warmup", base, "--version", "-1")
+    assert_one_line_error(result, "-1", "int64")
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
