@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from smsurgery.errors import InvalidOption
+from smsurgery.layout import check_new_version
 from smsurgery.publish import ProgressCallback
 
 
@@ -36,6 +37,8 @@ class PublishTarget:
     progress: ProgressCallback | None = None
 
     def __post_init__(self) -> None:
+        if self.version is not None:
+            check_new_version(self.version)  # before any work: Serving cannot serve -1 or 2**63
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):

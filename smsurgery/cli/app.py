@@ -40,6 +40,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "scan": ("scan",),
     "tensors": ("tensors",),
     "recipes": ("plan", "apply"),
+    "check": ("check",),
+    "config": ("config",),
 }
 
 

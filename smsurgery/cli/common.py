@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from smsurgery.layout import check_new_version
+
 # Piped output is not cut to 80 columns: a table read by a script or saved to
 # a file keeps whole tensor names (`StatefulPartitionedCall_1:0`, not `Stateful…`).
 PIPED_WIDTH = 1000
@@ -75,12 +77,19 @@ SignatureOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 
+
 # Options of every command that writes a new version. In these commands
 # `--version` names the version to WRITE; the source version is PATH@N.
+def _new_version(value: int | None) -> int | None:
+    """Refuse a number Serving cannot serve before any work is done (not after verifying)."""
+    return None if value is None else check_new_version(value)
+
+
 NewVersionOpt = Annotated[
     int | None,
     typer.Option(
         "--version",
+        callback=_new_version,
         help="Number of the new version (default: the next free one); choose the source version with PATH@N.",
         show_default=False,
     ),
