@@ -15,12 +15,13 @@ so that verification compares `predict/y` of the new version with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smsurgery import objectgraph, protos
+from smsurgery.changes import ChangeKind, Effect
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
@@ -54,24 +55,28 @@ class Lineage:
                 self.aliases[(new, side, alias)] = origin
 
     def fold(self, change: Change) -> None:
-        key, kind = change.signature, change.kind
-        if kind in ("rename_signature", "copy_signature"):
-            assert change.new is not None
-            self._move(key, change.new, copy=kind == "copy_signature")
-        elif kind == "remove_signature":
-            self.signatures.pop(key, None)
-            self.aliases = {k: v for k, v in self.aliases.items() if k[0] != key}
-        elif kind == "add_signature":
-            self.signatures[key] = None
-        elif kind == "rename_alias":
-            assert change.side and change.old and change.new
-            self.aliases[(key, change.side, change.new)] = self.aliases.pop((key, change.side, change.old), None)
-        elif kind in ("add_output", "repoint"):
-            assert change.side and change.alias
-            self.aliases[(key, change.side, change.alias)] = None
-        elif kind == "remove_output":
-            assert change.alias
-            self.aliases.pop((key, "outputs", change.alias), None)
+        """Follow one change by the effect its kind declares (`smsurgery.changes`)."""
+        _FOLDS[change.kind.effect](self, change)
+
+    def _drop_signature(self, change: Change) -> None:
+        self.signatures.pop(change.signature, None)
+        self.aliases = {k: v for k, v in self.aliases.items() if k[0] != change.signature}
+
+    def _new_signature(self, change: Change) -> None:
+        self.signatures[change.signature] = None
+
+    def _rename_alias(self, change: Change) -> None:
+        assert change.side and change.old and change.new
+        key, side = change.signature, change.side
+        self.aliases[(key, side, change.new)] = self.aliases.pop((key, side, change.old), None)
+
+    def _new_alias(self, change: Change) -> None:
+        assert change.side and change.alias
+        self.aliases[(change.signature, change.side, change.alias)] = None
+
+    def _drop_alias(self, change: Change) -> None:
+        assert change.alias
+        self.aliases.pop((change.signature, change.side or "outputs", change.alias), None)
 
     def pairs(self, meta: Any) -> list[Any]:
         """What verification compares: (old key, new key, alias maps) for every signature of `meta`."""
@@ -86,6 +91,23 @@ class Lineage:
             }
             result.append(SignaturePair(self.signatures.get(key), key, maps["inputs"], maps["outputs"]))
         return result
+
+
+def _moved(lineage: Lineage, change: Change, *, copy: bool) -> None:
+    assert change.new is not None
+    lineage._move(change.signature, change.new, copy=copy)
+
+
+_FOLDS: dict[Effect, Callable[[Lineage, Change], None]] = {
+    Effect.NONE: lambda lineage, change: None,
+    Effect.MOVE_SIGNATURE: lambda lineage, change: _moved(lineage, change, copy=False),
+    Effect.COPY_SIGNATURE: lambda lineage, change: _moved(lineage, change, copy=True),
+    Effect.DROP_SIGNATURE: Lineage._drop_signature,
+    Effect.NEW_SIGNATURE: Lineage._new_signature,
+    Effect.RENAME_ALIAS: Lineage._rename_alias,
+    Effect.NEW_ALIAS: Lineage._new_alias,
+    Effect.DROP_ALIAS: Lineage._drop_alias,
+}
 
 
 @dataclass
@@ -129,7 +151,7 @@ def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = F
         if objectgraph.has_object_graph(meta):
             objectgraph.drop_object_graph(meta)
             report.changes.append(
-                Change("drop_object_graph", "", detail="object graph dropped: both loaders read signature_def")
+                Change(ChangeKind.DROP_OBJECT_GRAPH, "", detail="object graph dropped: both loaders read signature_def")
             )
         else:
             report.warnings.append("no object graph to drop: this is a TF1 export")

@@ -10,11 +10,11 @@ one new version. `edit_from_json` reads the `signature apply` file format:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from smsurgery.errors import InvalidEdit, listing
+from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
     EditReport,
     add_output,
@@ -41,99 +41,114 @@ class Edit:
         return {"op": self.op, **asdict(self)}
 
 
+EDIT_TYPES: dict[str, type[Edit]] = {}  # op -> edit class, filled by @edit_kind
+EditClass = TypeVar("EditClass", bound=type[Edit])
+
+
+def edit_kind(op: str) -> Callable[[EditClass], EditClass]:
+    """Register an edit class under `op`, its name in JSON edit lists (`signature apply`, recipes).
+
+    Adding an edit kind is this decorator on a frozen dataclass with an
+    `apply(meta) -> EditReport`, the kinds of change it reports in
+    `smsurgery.changes.ChangeKind`, and its CLI command.
+    """
+
+    def register(cls: EditClass) -> EditClass:
+        if op in EDIT_TYPES:
+            raise InternalError(f"edit op {op!r} is registered twice ({EDIT_TYPES[op].__name__}, {cls.__name__})")
+        cls.op = op
+        EDIT_TYPES[op] = cls
+        return cls
+
+    return register
+
+
+@edit_kind("add_signature")
 @dataclass(frozen=True)
 class AddSignature(Edit):
     key: str
     inputs: Mapping[str, str]
     outputs: Mapping[str, str]
     method: str = "predict"
-    op: ClassVar[str] = "add_signature"
 
     def apply(self, meta: Any) -> EditReport:
         return add_signature(meta, self.key, self.inputs, self.outputs, self.method)
 
 
+@edit_kind("rename_signature")
 @dataclass(frozen=True)
 class RenameSignature(Edit):
     old: str
     new: str
-    op: ClassVar[str] = "rename_signature"
 
     def apply(self, meta: Any) -> EditReport:
         return rename_signature(meta, self.old, self.new)
 
 
+@edit_kind("remove_signature")
 @dataclass(frozen=True)
 class RemoveSignature(Edit):
     key: str
-    op: ClassVar[str] = "remove_signature"
 
     def apply(self, meta: Any) -> EditReport:
         return remove_signature(meta, self.key)
 
 
+@edit_kind("set_default")
 @dataclass(frozen=True)
 class SetDefault(Edit):
     key: str
     previous: str | None = None
     drop_previous: bool = False
     keep: bool = False
-    op: ClassVar[str] = "set_default"
 
     def apply(self, meta: Any) -> EditReport:
         return set_default(meta, self.key, previous=self.previous, drop_previous=self.drop_previous, keep=self.keep)
 
 
+@edit_kind("rename_alias")
 @dataclass(frozen=True)
 class RenameAlias(Edit):
     signature: str
     old: str
     new: str
     side: str | None = None
-    op: ClassVar[str] = "rename_alias"
 
     def apply(self, meta: Any) -> EditReport:
         return rename_alias(meta, self.signature, self.old, self.new, side=self.side)
 
 
+@edit_kind("add_output")
 @dataclass(frozen=True)
 class AddOutput(Edit):
     signature: str
     alias: str
     tensor: str
-    op: ClassVar[str] = "add_output"
 
     def apply(self, meta: Any) -> EditReport:
         return add_output(meta, self.signature, self.alias, self.tensor)
 
 
+@edit_kind("remove_output")
 @dataclass(frozen=True)
 class RemoveOutput(Edit):
     signature: str
     alias: str
-    op: ClassVar[str] = "remove_output"
 
     def apply(self, meta: Any) -> EditReport:
         return remove_output(meta, self.signature, self.alias)
 
 
+@edit_kind("repoint")
 @dataclass(frozen=True)
 class Repoint(Edit):
     signature: str
     alias: str
     tensor: str
     side: str | None = None
-    op: ClassVar[str] = "repoint"
 
     def apply(self, meta: Any) -> EditReport:
         return repoint(meta, self.signature, self.alias, self.tensor, side=self.side)
-
-
-EDIT_TYPES: dict[str, type[Edit]] = {
-    cls.op: cls
-    for cls in (AddSignature, RenameSignature, RemoveSignature, SetDefault, RenameAlias, AddOutput, RemoveOutput,
-                Repoint)
-}  # fmt: skip
 
 
 def edit_from_json(data: Mapping[str, Any]) -> Edit:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smsurgery import objectgraph, protos
+from smsurgery.changes import ChangeKind, change_kind
 from smsurgery.errors import (
     AliasNotFound,
     DtypeMismatch,
@@ -49,7 +50,7 @@ SIDES = ("inputs", "outputs")
 class Change:
     """One thing an edit changed; `signature` is the key before the change."""
 
-    kind: str  # rename_signature | remove_signature | add_signature | copy_signature | rename_alias | ...
+    kind: ChangeKind  # a plain string is accepted and must name a registered kind
     signature: str
     alias: str | None = None
     side: str | None = None  # inputs | outputs
@@ -57,8 +58,11 @@ class Change:
     new: str | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", change_kind(self.kind))
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}
 
 
 @dataclass
