@@ -27,6 +27,8 @@ class Effect(Enum):
     RENAME_ALIAS = "rename_alias"
     NEW_ALIAS = "new_alias"  # an alias whose values may differ from the source's
     DROP_ALIAS = "drop_alias"
+    RETAG = "retag"  # the meta graph is now found under the tag set `new`
+    ADD_TAG_SET = "add_tag_set"  # a copy of the meta graph under the tag set `new`
 
 
 class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package supports 3.10
@@ -49,6 +51,8 @@ class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package 
     REPOINT = "repoint", Effect.NEW_ALIAS
     REMOVE_OUTPUT = "remove_output", Effect.DROP_ALIAS
     DROP_OBJECT_GRAPH = "drop_object_graph", Effect.NONE
+    SET_TAGS = "set_tags", Effect.RETAG
+    ADD_TAGS = "add_tags", Effect.ADD_TAG_SET
 
 
 def change_kind(kind: str) -> ChangeKind:

@@ -38,6 +38,8 @@ class Lineage:
     """Current signature/alias -> the one of the source it came from (None: new or repointed)."""
 
     def __init__(self, meta: Any) -> None:
+        self.tags: tuple[str, ...] = tuple(meta.meta_info_def.tags)  # the edited meta graph's, in the result
+        self.added_tag_sets: list[tuple[str, ...]] = []  # copies of it under other tag sets
         self.signatures: dict[str, str | None] = {k: k for k in user_keys(meta)}
         self.aliases: dict[tuple[str, str, str], str | None] = {
             (key, side, alias): alias
@@ -57,6 +59,14 @@ class Lineage:
     def fold(self, change: Change) -> None:
         """Follow one change by the effect its kind declares (`smsurgery.changes`)."""
         _FOLDS[change.kind.effect](self, change)
+
+    def _retag(self, change: Change) -> None:
+        assert change.new is not None
+        self.tags = tuple(change.new.split(","))
+
+    def _add_tag_set(self, change: Change) -> None:
+        assert change.new is not None
+        self.added_tag_sets.append(tuple(change.new.split(",")))
 
     def _drop_signature(self, change: Change) -> None:
         self.signatures.pop(change.signature, None)
@@ -107,6 +117,8 @@ _FOLDS: dict[Effect, Callable[[Lineage, Change], None]] = {
     Effect.RENAME_ALIAS: Lineage._rename_alias,
     Effect.NEW_ALIAS: Lineage._new_alias,
     Effect.DROP_ALIAS: Lineage._drop_alias,
+    Effect.RETAG: Lineage._retag,
+    Effect.ADD_TAG_SET: Lineage._add_tag_set,
 }
 
 
@@ -143,8 +155,13 @@ class EditResult:
         }  # fmt: skip
 
 
-def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = False) -> tuple[EditReport, Lineage]:
-    """Apply `edits` in order to MetaGraphDef `meta` (in place); the combined report and lineage."""
+def apply_edits(
+    meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = False, saved: Any | None = None
+) -> tuple[EditReport, Lineage]:
+    """Apply `edits` in order to MetaGraphDef `meta` (in place); the combined report and lineage.
+
+    `saved`: the SavedModel that holds `meta`, for edits of its tag sets.
+    """
     lineage = Lineage(meta)
     report = EditReport()
     if drop_object_graph:
@@ -158,7 +175,7 @@ def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = F
     for item in edits:
         if not isinstance(item, Edit):
             raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
-        step = item.apply(meta)
+        step = item.apply_to(saved, meta)
         for change in step.changes:
             lineage.fold(change)
         report.extend(step)
@@ -191,21 +208,27 @@ def edit(
     saved.CopyFrom(model.proto)
     position = [tuple(m.meta_info_def.tags) for m in model.proto.meta_graphs].index(meta_view.tags)
     meta = saved.meta_graphs[position]
-    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
+    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph, saved=saved)
     validate(meta, problems(meta_view.proto))
-    result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
+    result = EditResult(source=model.ref, tags=lineage.tags, published=None, report=report)
 
     def before_publish(staging: Path) -> None:
         from smsurgery.graph.verify import verify_edit
 
-        result.verification = verify_edit(
-            model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=meta_view.kind == "tf2"
-        )
-        if not result.verification.ok:
-            raise VerificationFailed(
-                "the edited model does not compute what the source did, nothing was published: "
-                + "; ".join(result.verification.failures())
-            )
+        for new_tags in [lineage.tags, *lineage.added_tag_sets]:
+            verification = verify_edit(
+                model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=meta_view.kind == "tf2",
+                new_tags=new_tags,
+            )  # fmt: skip
+            if result.verification is None:
+                result.verification = verification
+            else:
+                result.verification.notes.append(f"meta graph [{','.join(new_tags)}] verified too")
+            if not verification.ok:
+                raise VerificationFailed(
+                    "the edited model does not compute what the source did, nothing was published: "
+                    + "; ".join(verification.failures())
+                )
 
     result.published = publish_proto(
         model, saved, out_base=out, version=version, link=link, progress=progress,

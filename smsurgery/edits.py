@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
+from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
     EditReport,
@@ -37,8 +38,12 @@ class Edit:
     def apply(self, meta: Any) -> EditReport:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def apply_to(self, saved: Any, meta: Any) -> EditReport:
+        """Apply to `meta`, one of `saved.meta_graphs`; edits that need the other meta graphs override this."""
+        return self.apply(meta)
+
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.op, **asdict(self)}
+        return {"op": self.op, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
 
 
 EDIT_TYPES: dict[str, type[Edit]] = {}  # op -> edit class, filled by @edit_kind
@@ -162,3 +167,43 @@ def edit_from_json(data: Mapping[str, Any]) -> Edit:
         return cls(**arguments)
     except TypeError as error:
         raise InvalidEdit(f"edit {data['op']}: {error}") from error
+
+
+# --------------------------------------------------------------------------- serving repairs
+
+
+def _tag_tuple(tags: Any) -> tuple[str, ...]:
+    """`"serve,gpu"` or `["serve", "gpu"]` (JSON edit lists) -> ("serve", "gpu")."""
+    if isinstance(tags, str):
+        return tuple(t.strip() for t in tags.split(","))
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise InvalidEdit(f"tags must be a list of strings or 'a,b', not {tags!r}")
+    return tuple(tags)
+
+
+@edit_kind("set_tags")
+@dataclass(frozen=True)
+class SetTags(Edit):
+    """Retag the meta graph (`train` -> `serve`): Serving finds a meta graph by its exact tag set."""
+
+    tags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", _tag_tuple(self.tags))
+
+    def apply_to(self, saved: Any, meta: Any) -> EditReport:
+        return tag_sets.set_tags(saved, meta, self.tags)
+
+
+@edit_kind("add_tags")
+@dataclass(frozen=True)
+class AddTags(Edit):
+    """Serve the meta graph under a second tag set too (a copy of it: a meta graph has one tag set)."""
+
+    tags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", _tag_tuple(self.tags))
+
+    def apply_to(self, saved: Any, meta: Any) -> EditReport:
+        return tag_sets.add_tags(saved, meta, self.tags)

@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image-input",),
     "convert": ("convert",),
     "scan": ("scan",),
+    "tags": ("tags",),
 }
 
 
