@@ -53,6 +53,8 @@ class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package 
     DROP_OBJECT_GRAPH = "drop_object_graph", Effect.NONE
     SET_TAGS = "set_tags", Effect.RETAG
     ADD_TAGS = "add_tags", Effect.ADD_TAG_SET
+    STRIP_DEVICES = "strip_devices", Effect.NONE
+    SET_DEVICES = "set_devices", Effect.NONE
 
 
 def change_kind(kind: str) -> ChangeKind:

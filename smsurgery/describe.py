@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smsurgery.devices import placements
 from smsurgery.integrity import require_intact
 from smsurgery.layout import list_versions
 from smsurgery.model import SavedModelFile, read
@@ -56,6 +57,7 @@ def describe_model(
         "variables": {"present": variables.present, "count": variables.count, "bytes": variables.bytes},
         "assets": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets")],
         "assets_extra": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets.extra")],
+        "placements": placements(meta.proto),
     }
     if ops:
         result["ops"] = meta.op_histogram()

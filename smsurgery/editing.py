@@ -211,6 +211,9 @@ def edit(
     report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph, saved=saved)
     validate(meta, problems(meta_view.proto))
     result = EditResult(source=model.ref, tags=lineage.tags, published=None, report=report)
+    if not report.changes:
+        report.warnings.append("nothing to change: no new version published")
+        return result
 
     def before_publish(staging: Path) -> None:
         from smsurgery.graph.verify import verify_edit

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
+from smsurgery import devices
 from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
@@ -207,3 +208,24 @@ class AddTags(Edit):
 
     def apply_to(self, saved: Any, meta: Any) -> EditReport:
         return tag_sets.add_tags(saved, meta, self.tags)
+
+
+@edit_kind("strip_devices")
+@dataclass(frozen=True)
+class StripDevices(Edit):
+    """Clear every device placement (graph, functions, object graph): the server's placer chooses."""
+
+    def apply(self, meta: Any) -> EditReport:
+        return devices.strip_devices(meta)
+
+
+@edit_kind("set_devices")
+@dataclass(frozen=True)
+class SetDevices(Edit):
+    """Place every node, or those whose device matches the glob `match`, on `device`."""
+
+    device: str
+    match: str | None = None
+
+    def apply(self, meta: Any) -> EditReport:
+        return devices.set_devices(meta, self.device, self.match)

@@ -84,3 +84,23 @@ def make_writable(root: Path) -> Path:
         for entry in [folder, *(os.path.join(folder, f) for f in files)]:
             os.chmod(entry, os.stat(entry).st_mode | stat.S_IWUSR)
     return root
+
+
+def build_tf2(version_dir: Path, *, device: str | None = None, batch: int | None = None) -> Path:
+    """tf.saved_model.save of a tf.Module computing y = x @ W + b; `device` pins the ops inside the function."""
+    t = tf()
+
+    class Linear(t.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = t.Variable(W)
+            self.b = t.Variable(B)
+
+        @t.function(input_signature=[t.TensorSpec([batch, 3], t.float32, name="x")])
+        def serve(self, x: Any) -> dict:
+            with t.device(device) if device else contextlib.nullcontext():
+                return {"y": t.matmul(x, self.w) + self.b}
+
+    module = Linear()
+    t.saved_model.save(module, str(version_dir), signatures={"serving_default": module.serve})
+    return version_dir

@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "convert": ("convert",),
     "scan": ("scan",),
     "tags": ("tags",),
+    "devices": ("devices",),
 }
 
 
