@@ -55,6 +55,7 @@ class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package 
     ADD_TAGS = "add_tags", Effect.ADD_TAG_SET
     STRIP_DEVICES = "strip_devices", Effect.NONE
     SET_DEVICES = "set_devices", Effect.NONE
+    SET_SHAPE = "set_shape", Effect.NONE  # same values for the inputs the source accepted
 
 
 def change_kind(kind: str) -> ChangeKind:

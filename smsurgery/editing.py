@@ -215,13 +215,14 @@ def edit(
         report.warnings.append("nothing to change: no new version published")
         return result
 
+    tf2 = meta_view.kind == "tf2"
+
     def before_publish(staging: Path) -> None:
         from smsurgery.graph.verify import verify_edit
 
         for new_tags in [lineage.tags, *lineage.added_tag_sets]:
             verification = verify_edit(
-                model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=meta_view.kind == "tf2",
-                new_tags=new_tags,
+                model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=tf2, new_tags=new_tags,
             )  # fmt: skip
             if result.verification is None:
                 result.verification = verification
@@ -232,6 +233,9 @@ def edit(
                     "the edited model does not compute what the source did, nothing was published: "
                     + "; ".join(verification.failures())
                 )
+        broken = [p for item in edits for p in item.check_published(staging, lineage.tags, tf2=tf2)]
+        if broken:
+            raise VerificationFailed("the edited model does not do what the edit promised: " + "; ".join(broken))
 
     result.published = publish_proto(
         model, saved, out_base=out, version=version, link=link, progress=progress,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from smsurgery import devices
+from smsurgery import devices, shapes
 from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
@@ -42,6 +43,10 @@ class Edit:
     def apply_to(self, saved: Any, meta: Any) -> EditReport:
         """Apply to `meta`, one of `saved.meta_graphs`; edits that need the other meta graphs override this."""
         return self.apply(meta)
+
+    def check_published(self, staging: Path, tags: tuple[str, ...], *, tf2: bool) -> list[str]:
+        """Problems of the staged new version beyond old-vs-new equality (runs with TensorFlow); none here."""
+        return []
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
@@ -229,3 +234,27 @@ class SetDevices(Edit):
 
     def apply(self, meta: Any) -> EditReport:
         return devices.set_devices(meta, self.device, self.match)
+
+
+@edit_kind("set_shape")
+@dataclass(frozen=True)
+class SetShape(Edit):
+    """Declare an input with another shape (`[-1, 224, 224, 3]`), e.g. to let Serving batch a batch-1 export."""
+
+    signature: str
+    alias: str
+    dims: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        dims = shapes.parse_dims(self.dims) if isinstance(self.dims, str) else tuple(self.dims)
+        if not all(isinstance(d, int) and d >= -1 for d in dims):
+            raise InvalidEdit(f"dims must be sizes or -1, not {self.dims!r}")
+        object.__setattr__(self, "dims", dims)
+
+    def apply(self, meta: Any) -> EditReport:
+        return shapes.set_input_shape(meta, self.signature, self.alias, self.dims)
+
+    def check_published(self, staging: Path, tags: tuple[str, ...], *, tf2: bool) -> list[str]:
+        from smsurgery.graph.shapes import run_new_shape
+
+        return run_new_shape(staging, tags, self.signature, self.alias, self.dims, tf2=tf2)

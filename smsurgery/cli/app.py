@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "scan": ("scan",),
     "tags": ("tags",),
     "devices": ("devices",),
+    "shape": ("shape",),
 }
 
 
