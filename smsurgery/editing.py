@@ -211,7 +211,7 @@ def edit(
     report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph, saved=saved)
     validate(meta, problems(meta_view.proto))
     result = EditResult(source=model.ref, tags=lineage.tags, published=None, report=report)
-    if not report.changes:
+    if not report.changes and saved == model.proto:  # an edit that changes without saying so is still verified
         report.warnings.append("nothing to change: no new version published")
         return result
 
