@@ -1,4 +1,4 @@
-"""The kinds of change an edit reports, and what each does to lineage.
+"""What an edit reports (`Change`, `EditReport`), the kinds of change, and what each does to lineage.
 
 Verification compares every signature and alias of a new version with the
 one of the source it came from. Which one that is follows from the changes
@@ -11,7 +11,9 @@ and `editing.Lineage` needs no branch for it.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 from smsurgery.errors import InternalError
 
@@ -64,3 +66,33 @@ def change_kind(kind: str) -> ChangeKind:
         return ChangeKind(kind)
     except ValueError:
         raise InternalError(f"unregistered change kind {kind!r}: add it to smsurgery.changes.ChangeKind") from None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing an edit changed; `signature` is the key before the change."""
+
+    kind: ChangeKind  # a plain string is accepted and must name a registered kind
+    signature: str
+    alias: str | None = None
+    side: str | None = None  # inputs | outputs
+    old: str | None = None
+    new: str | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", change_kind(self.kind))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value}
+
+
+@dataclass
+class EditReport:
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def extend(self, other: EditReport) -> EditReport:
+        self.changes.extend(other.changes)
+        self.warnings.extend(other.warnings)
+        return self

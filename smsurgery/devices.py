@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from smsurgery.changes import Change, EditReport
 from smsurgery.errors import InvalidEdit
-from smsurgery.signatures import Change, EditReport
 
 
 @dataclass

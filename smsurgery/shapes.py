@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from smsurgery import objectgraph
+from smsurgery.changes import Change, EditReport
 from smsurgery.errors import InvalidEdit, SignatureNotFound, UnsupportedModel, listing
-from smsurgery.signatures import Change, EditReport, user_keys
+from smsurgery.signatures import user_keys
 
 PLACEHOLDERS = ("Placeholder", "PlaceholderWithDefault")
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 import keyword
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smsurgery import objectgraph, protos
-from smsurgery.changes import ChangeKind, change_kind
+from smsurgery.changes import Change, EditReport
 from smsurgery.errors import (
     AliasNotFound,
     DtypeMismatch,
@@ -44,36 +43,6 @@ METHODS = {
     "regress": "tensorflow/serving/regress",
 }
 SIDES = ("inputs", "outputs")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One thing an edit changed; `signature` is the key before the change."""
-
-    kind: ChangeKind  # a plain string is accepted and must name a registered kind
-    signature: str
-    alias: str | None = None
-    side: str | None = None  # inputs | outputs
-    old: str | None = None
-    new: str | None = None
-    detail: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", change_kind(self.kind))
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": self.kind.value}
-
-
-@dataclass
-class EditReport:
-    changes: list[Change] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def extend(self, other: EditReport) -> EditReport:
-        self.changes.extend(other.changes)
-        self.warnings.extend(other.warnings)
-        return self
 
 
 # --------------------------------------------------------------------------- checks

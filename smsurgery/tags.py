@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from smsurgery.changes import Change, EditReport
 from smsurgery.errors import InternalError, InvalidEdit, InvalidName, NameCollision, listing
 from smsurgery.model import DEFAULT_TAGS, tag_set_text
-from smsurgery.signatures import Change, EditReport
 
 
 def check_tags(tags: Sequence[str]) -> tuple[str, ...]:
