@@ -31,6 +31,7 @@ class Effect(Enum):
     DROP_ALIAS = "drop_alias"
     RETAG = "retag"  # the meta graph is now found under the tag set `new`
     ADD_TAG_SET = "add_tag_set"  # a copy of the meta graph under the tag set `new`
+    RETYPE_INPUT = "retype_input"  # the source cannot be fed the same inputs: the edit proves itself
 
 
 class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package supports 3.10
@@ -58,6 +59,7 @@ class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package 
     STRIP_DEVICES = "strip_devices", Effect.NONE
     SET_DEVICES = "set_devices", Effect.NONE
     SET_SHAPE = "set_shape", Effect.NONE  # same values for the inputs the source accepted
+    CAST_INPUT = "cast_input", Effect.RETYPE_INPUT
 
 
 def change_kind(kind: str) -> ChangeKind:

@@ -68,6 +68,9 @@ class Lineage:
         assert change.new is not None
         self.added_tag_sets.append(tuple(change.new.split(",")))
 
+    def _retype_input(self, change: Change) -> None:
+        self.signatures[change.signature] = None  # run, not compared; Edit.check_published compares
+
     def _drop_signature(self, change: Change) -> None:
         self.signatures.pop(change.signature, None)
         self.aliases = {k: v for k, v in self.aliases.items() if k[0] != change.signature}
@@ -119,6 +122,7 @@ _FOLDS: dict[Effect, Callable[[Lineage, Change], None]] = {
     Effect.DROP_ALIAS: Lineage._drop_alias,
     Effect.RETAG: Lineage._retag,
     Effect.ADD_TAG_SET: Lineage._add_tag_set,
+    Effect.RETYPE_INPUT: Lineage._retype_input,
 }
 
 
@@ -233,7 +237,11 @@ def edit(
                     "the edited model does not compute what the source did, nothing was published: "
                     + "; ".join(verification.failures())
                 )
-        broken = [p for item in edits for p in item.check_published(staging, lineage.tags, tf2=tf2)]
+        broken = [
+            p
+            for item in edits
+            for p in item.check_published(model.path, meta_view.tags, staging, lineage.tags, tf2=tf2)
+        ]
         if broken:
             raise VerificationFailed("the edited model does not do what the edit promised: " + "; ".join(broken))
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from smsurgery import devices, shapes
+from smsurgery import casts, devices, shapes
 from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
@@ -44,7 +44,9 @@ class Edit:
         """Apply to `meta`, one of `saved.meta_graphs`; edits that need the other meta graphs override this."""
         return self.apply(meta)
 
-    def check_published(self, staging: Path, tags: tuple[str, ...], *, tf2: bool) -> list[str]:
+    def check_published(
+        self, source: Path, source_tags: tuple[str, ...], staging: Path, tags: tuple[str, ...], *, tf2: bool
+    ) -> list[str]:
         """Problems of the staged new version beyond old-vs-new equality (runs with TensorFlow); none here."""
         return []
 
@@ -254,7 +256,30 @@ class SetShape(Edit):
     def apply(self, meta: Any) -> EditReport:
         return shapes.set_input_shape(meta, self.signature, self.alias, self.dims)
 
-    def check_published(self, staging: Path, tags: tuple[str, ...], *, tf2: bool) -> list[str]:
+    def check_published(
+        self, source: Path, source_tags: tuple[str, ...], staging: Path, tags: tuple[str, ...], *, tf2: bool
+    ) -> list[str]:
         from smsurgery.graph.shapes import run_new_shape
 
         return run_new_shape(staging, tags, self.signature, self.alias, self.dims, tf2=tf2)
+
+
+@edit_kind("cast_input")
+@dataclass(frozen=True)
+class CastInput(Edit):
+    """The signature takes input `alias` as `dtype` (uint8 pixels, say) and casts it, times `scale`, for the model."""
+
+    signature: str
+    alias: str
+    dtype: str
+    scale: float | None = None
+
+    def apply(self, meta: Any) -> EditReport:
+        return casts.cast_input(meta, self.signature, self.alias, self.dtype, self.scale)
+
+    def check_published(
+        self, source: Path, source_tags: tuple[str, ...], staging: Path, tags: tuple[str, ...], *, tf2: bool
+    ) -> list[str]:
+        from smsurgery.graph.casts import compare_cast
+
+        return compare_cast(source, source_tags, staging, tags, self, tf2=tf2)

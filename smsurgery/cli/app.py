@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "tags": ("tags",),
     "devices": ("devices",),
     "shape": ("shape",),
+    "cast": ("input",),
 }
 
 
