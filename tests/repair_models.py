@@ -104,3 +104,21 @@ def build_tf2(version_dir: Path, *, device: str | None = None, batch: int | None
     module = Linear()
     t.saved_model.save(module, str(version_dir), signatures={"serving_default": module.serve})
     return version_dir
+
+
+def build_keras_saved(version_dir: Path) -> Path:
+    """A small Keras 3 model (Dense, BatchNormalization, trained one epoch) saved with tf.saved_model.save.
+
+    Saved that way (not `model.export`), the TF1 loader cannot run it.
+    """
+    t = tf()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,), name="x")
+    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 4), np.float32), np.ones((8, 2), np.float32), epochs=1, verbose=0)
+    t.saved_model.save(model, str(version_dir))
+    return version_dir

@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "devices": ("devices",),
     "shape": ("shape",),
     "cast": ("input",),
+    "reexport": ("reexport",),
 }
 
 

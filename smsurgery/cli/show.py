@@ -18,6 +18,7 @@ from smsurgery.cli.common import (
     parse_tags,
     print_json,
     tensor_location,
+    warn,
 )
 from smsurgery.describe import describe
 from smsurgery.model import shape_text
@@ -37,6 +38,18 @@ def show(
         print_json(report)
     else:
         render_show(report)
+    if report["kind"] == "tf2":
+        _warn_tf1_loader(path, version, parse_tags(tags))
+
+
+def _warn_tf1_loader(path: str, version: int | None, tags: tuple[str, ...] | None) -> None:
+    """Say so when Serving's loader could not run a signature (the Keras 3 tf.saved_model.save pattern)."""
+    from smsurgery.model import read
+    from smsurgery.restore_check import tf1_loader_warning
+
+    message = tf1_loader_warning(read(path, version).meta_graph(tags).proto)
+    if message:
+        warn(message)
 
 
 def render_show(report: dict[str, Any]) -> None:
