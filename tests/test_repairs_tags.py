@@ -12,6 +12,7 @@ from smsurgery.editing import edit
 from smsurgery.edits import SetTags, edit_from_json
 from smsurgery.errors import NameCollision
 from smsurgery.model import read
+from smsurgery.target import PublishTarget
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import X, build_tf1, make_writable, tf1_outputs
 
@@ -55,9 +56,10 @@ def test_tags_add_serves_the_graph_under_both_tag_sets(tmp_path: Path) -> None:
 
 def test_tag_set_another_meta_graph_has_is_refused(tmp_path: Path) -> None:
     source = build_tf1(tmp_path / "m" / "1")
-    two = edit(source, [edit_from_json({"op": "add_tags", "tags": "serve,gpu"})], verify=False).path
+    unverified = PublishTarget(verify=False)
+    two = edit(source, [edit_from_json({"op": "add_tags", "tags": "serve,gpu"})], target=unverified).path
     with pytest.raises(NameCollision, match="already has the tag set"):
-        edit(two, [SetTags(("gpu", "serve"))], tags=("serve",), verify=False)
+        edit(two, [SetTags(("gpu", "serve"))], tags=("serve",), target=unverified)
     result = run_cli("tags", "add", two, "serve,gpu")
     assert_one_line_error(result, "already has the tag set [serve,gpu]")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]

@@ -6,14 +6,17 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, OutOpt, PathArg, TagsOpt
-from smsurgery.cli.signature import CopyOpt, EditSignatureOpt, NoVerifyOpt, run_edits
+from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.signature import EditSignatureOpt, run_edits
 from smsurgery.edits import CastInput
+from smsurgery.target import PublishTarget
 
 input_app = typer.Typer(help="Change what a signature's input accepts.", no_args_is_help=True)
 
 
 @input_app.command("cast")
+@publish_options
 def input_cast(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="The input alias.")],
@@ -21,12 +24,12 @@ def input_cast(
     scale: Annotated[
         float | None, typer.Option("--scale", help="Multiply after the cast, e.g. 0.00392156862745098 (1/255).")
     ] = None,
-    signature: EditSignatureOpt = "serving_default", tags: TagsOpt = None, version: NewVersionOpt = None,
-    out_base: OutOpt = None, copy: CopyOpt = False, no_verify: NoVerifyOpt = False, as_json: JsonOpt = False,
+    signature: EditSignatureOpt = "serving_default", tags: TagsOpt = None, as_json: JsonOpt = False, *,
+    target: PublishTarget,
 ) -> None:  # fmt: skip
     """Take ALIAS as DTYPE and cast it to the dtype the model expects (verified: new(x) == old(cast(x)))."""
-    run_edits(path, [CastInput(signature, alias, dtype, scale)], tags=tags, version=version, out_base=out_base,
-              copy=copy, no_verify=no_verify, drop_object_graph=False, as_json=as_json)  # fmt: skip
+    edit = CastInput(signature, alias, dtype, scale)
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, OutOpt, PathArg, TagsOpt, parse_tags
-from smsurgery.cli.signature import CopyOpt, EditSignatureOpt, NoVerifyOpt, run_edits
+from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, parse_tags
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.signature import EditSignatureOpt, run_edits
 from smsurgery.edits import SetShape
 from smsurgery.errors import InvalidEdit
 from smsurgery.model import read
 from smsurgery.shapes import parse_dims
+from smsurgery.target import PublishTarget
 
 shape_app = typer.Typer(help="Change the shape of a signature's input (batch 1 -> dynamic).", no_args_is_help=True)
 BatchOpt = Annotated[
@@ -37,18 +39,17 @@ def _dims(path: str, tags: str | None, key: str, alias: str, dims: str | None, b
 
 # DIMS usually starts with -1, which click would take for an option.
 @shape_app.command("set", context_settings={"ignore_unknown_options": True})
+@publish_options
 def shape_set(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="The input alias.")],
     dims: Annotated[str | None, typer.Argument(help="New shape, e.g. -1,224,224,3 (-1: unknown).")] = None,
     batch: BatchOpt = None, signature: EditSignatureOpt = "serving_default", tags: TagsOpt = None,
-    version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False, no_verify: NoVerifyOpt = False,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, *, target: PublishTarget,
 ) -> None:  # fmt: skip
     """Declare an input with a new shape; verification runs a size the old version refused."""
     edit = SetShape(signature, alias, _dims(path, tags, signature, alias, dims, batch))
-    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
-              drop_object_graph=False, as_json=as_json)  # fmt: skip
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, OutOpt, PathArg, TagsOpt
-from smsurgery.cli.signature import CopyOpt, NoVerifyOpt, run_edits
+from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.signature import run_edits
 from smsurgery.edits import AddTags, SetTags
+from smsurgery.target import PublishTarget
 
 tags_app = typer.Typer(
     help="Retag a meta graph so that Serving finds it (serve), or add a tag set.", no_args_is_help=True
@@ -23,23 +25,21 @@ def _new_tags(text: str) -> tuple[str, ...]:
 
 
 @tags_app.command("set")
+@publish_options
 def tags_set(
-    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None,
-    copy: CopyOpt = False, no_verify: NoVerifyOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
+) -> None:
     """Replace the tag set of a meta graph (--tags OLD; default: serve, or the only one)."""
-    run_edits(path, [SetTags(_new_tags(new_tags))], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=False, as_json=as_json)  # fmt: skip
+    run_edits(path, [SetTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
 
 
 @tags_app.command("add")
+@publish_options
 def tags_add(
-    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None,
-    copy: CopyOpt = False, no_verify: NoVerifyOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
+) -> None:
     """Serve a meta graph under a second tag set too (a copy of it under NEW_TAGS)."""
-    run_edits(path, [AddTags(_new_tags(new_tags))], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=False, as_json=as_json)  # fmt: skip
+    run_edits(path, [AddTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

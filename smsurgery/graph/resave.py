@@ -23,8 +23,9 @@ from smsurgery.graph.verify import diff_arrays
 from smsurgery.integrity import require_intact
 from smsurgery.layout import ModelRef
 from smsurgery.model import MetaGraph, read
-from smsurgery.reexport import PublishedVersion, target_base
+from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, target_base
 from smsurgery.samples import sample_inputs
+from smsurgery.target import PublishTarget
 
 TOLERANCE = 1e-6
 
@@ -62,9 +63,8 @@ def _compare(loaded: Any, meta: MetaGraph, staging: Path, notes: list[str]) -> l
 
 
 def reexport(
-    path: str | Path, *, tags: tuple[str, ...] | None = None, out: str | Path | None = None,
-    version: int | None = None, verify: bool = True,
-) -> ReexportResult:  # fmt: skip
+    path: str | Path, *, tags: tuple[str, ...] | None = None, target: PublishTarget = DEFAULT_TARGET
+) -> ReexportResult:
     """Load `path` with tf.saved_model.load and save it again, every signature kept, as a new version."""
     model = read(path)
     meta = model.meta_graph(tags)
@@ -73,7 +73,7 @@ def reexport(
             f"{model.ref} is a TF1 export: the TF1 loader reads it as written, there is nothing to re-export"
         )
     require_intact(model)
-    base = target_base(model, out)
+    base = target_base(model, target.base)
     loaded = load_tf2(model.path, meta.tags)
     keys = [k for k in loaded.signatures if k != INIT_OP_SIGNATURE]
     if sorted(keys) != meta.signature_keys():
@@ -91,7 +91,7 @@ def reexport(
 
     signatures = {key: loaded.signatures[key] for key in keys}
     result.published = publish_saved(
-        loaded, base, signatures=signatures, version=version, carry_from=model.path,
-        before_publish=check if verify else None,
+        loaded, base, signatures=signatures, version=target.version, carry_from=model.path,
+        before_publish=check if target.verify else None,
     )  # fmt: skip
     return result
