@@ -12,7 +12,7 @@ from smsurgery.cli.signature import run_edits
 from smsurgery.edits import SetDevices, StripDevices
 from smsurgery.target import PublishTarget
 
-devices_app = typer.Typer(help="Clear or rewrite the device placements of graph and functions.", no_args_is_help=True)
+devices_app = typer.Typer(help="Clear or rewrite device placements.", no_args_is_help=True)
 MatchOpt = Annotated[
     str | None,
     typer.Option("--match", help="Only nodes whose device matches this glob, e.g. '*GPU*'.", show_default=False),

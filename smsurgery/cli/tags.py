@@ -12,9 +12,7 @@ from smsurgery.cli.signature import run_edits
 from smsurgery.edits import AddTags, SetTags
 from smsurgery.target import PublishTarget
 
-tags_app = typer.Typer(
-    help="Retag a meta graph so that Serving finds it (serve), or add a tag set.", no_args_is_help=True
-)
+tags_app = typer.Typer(help="Retag a meta graph for Serving, or add a tag set.", no_args_is_help=True)
 NewTagsArg = Annotated[
     str, typer.Argument(metavar="NEW_TAGS", help="Comma-separated tag set, e.g. serve or serve,gpu.")
 ]
