@@ -142,16 +142,28 @@ def placements(meta: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def gpu_pins(meta: Any) -> int:
-    """How many nodes ask for a GPU (or a device type other than CPU)."""
+def gpu_pins(counts: dict[str, int]) -> int:
+    """How many nodes of a `placements` count ask for a device type other than CPU (a GPU, a TPU)."""
     total = 0
-    for device, count in placements(meta).items():
+    for device, count in counts.items():
         try:
             kind = parse_device(device).type
         except InvalidEdit:
             continue
         total += count if kind not in (None, "CPU", "*") else 0
     return total
+
+
+def gpu_pin_warning(counts: dict[str, int]) -> str | None:
+    """One line for `show` when nodes ask for an accelerator, which a CPU-only server cannot assign."""
+    pinned = gpu_pins(counts)
+    if not pinned:
+        return None
+    return (
+        f"{pinned} nodes ask for an accelerator ({', '.join(d for d in counts if gpu_pins({d: 1}))}): "
+        "a server without it fails with 'Cannot assign a device' unless soft placement is on. "
+        "Fix: smsurgery devices strip PATH"
+    )
 
 
 def strip_devices(meta: Any) -> EditReport:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.devices import parse_device
+from smsurgery.devices import gpu_pin_warning, parse_device
 from smsurgery.errors import InvalidEdit
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import X, build_tf1, build_tf2, make_writable, tf1_outputs, tf2_outputs
@@ -40,6 +40,13 @@ def test_device_strings_tensorflow_cannot_parse_are_refused(text: str) -> None:
         parse_device(text)
 
 
+def test_gpu_pins_are_flagged_cpu_placements_are_not() -> None:
+    assert gpu_pin_warning({"/device:CPU:0": 12, "/device:CPU:*": 5}) is None
+    message = gpu_pin_warning({"/device:CPU:0": 20, "/device:GPU:0": 29, "/job:w/device:TPU:1": 1})
+    assert message is not None and message.startswith("30 nodes ask for an accelerator")
+    assert "/device:GPU:0" in message and "devices strip" in message
+
+
 @pytest.mark.slow
 def test_strip_lets_a_gpu_pinned_graph_load_without_soft_placement(tmp_path: Path) -> None:
     source = build_tf1(tmp_path / "m" / "1", device="/device:GPU:0")
@@ -51,6 +58,8 @@ def test_strip_lets_a_gpu_pinned_graph_load_without_soft_placement(tmp_path: Pat
     new = Path(json.loads(result.stdout)["path"])
     assert _placements(new) == {}
     assert "/device:GPU:0" in _placements(source)
+    assert "ask for an accelerator" in run_cli("show", source).stderr
+    assert "accelerator" not in run_cli("show", new).stderr
     expected = tf1_outputs(source, ["serve"], {"x": X})["y"]
     np.testing.assert_array_equal(tf1_outputs(new, ["serve"], {"x": X}, soft=False)["y"], expected)
     assert tree_digest(source) == before

@@ -21,6 +21,7 @@ from smsurgery.cli.common import (
     warn,
 )
 from smsurgery.describe import describe
+from smsurgery.devices import gpu_pin_warning
 from smsurgery.model import shape_text
 
 
@@ -38,6 +39,9 @@ def show(
         print_json(report)
     else:
         render_show(report)
+    pins = gpu_pin_warning(report.get("placements", {}))
+    if pins:
+        warn(pins)
     if report["kind"] == "tf2":
         _warn_tf1_loader(path, version, parse_tags(tags))
 
