@@ -118,6 +118,9 @@ def bench(work: Path, megabytes: int, rounds: int) -> None:
         print(f"{name:10} {wall:>7.2f} s ({cpu:5.2f} s CPU) {tf_wall:>7.2f} s ({tf_cpu:5.2f} s CPU) "
               f"{tf_wall / wall:>8.1f}x / {tf_cpu / cpu:.1f}x", flush=True)  # fmt: skip
     print("goal: >= 20x for each proto-only transform")
+    dry = subprocess.run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1", "--tags", "train", "--dry-run"],
+                         capture_output=True, text=True)  # fmt: skip
+    print("prune:", (dry.stdout.strip().splitlines() or [dry.stderr.strip()])[-1])
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ class ChangeKind(str, Enum):  # not StrEnum: that is Python 3.11+, this package 
     SET_DEVICES = "set_devices", Effect.NONE
     SET_SHAPE = "set_shape", Effect.NONE  # same values for the inputs the source accepted
     CAST_INPUT = "cast_input", Effect.RETYPE_INPUT
+    PRUNE = "prune", Effect.NONE
 
 
 def change_kind(kind: str) -> ChangeKind:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from smsurgery import casts, devices, shapes
+from smsurgery import casts, devices, prune, shapes
 from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
 from smsurgery.signatures import (
@@ -283,3 +283,12 @@ class CastInput(Edit):
         from smsurgery.graph.casts import compare_cast
 
         return compare_cast(source, source_tags, staging, tags, self, tf2=tf2)
+
+
+@edit_kind("prune")
+@dataclass(frozen=True)
+class Prune(Edit):
+    """Drop main-graph nodes and library functions that nothing the loaders need reaches."""
+
+    def apply(self, meta: Any) -> EditReport:
+        return prune.prune(meta)

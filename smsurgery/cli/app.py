@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "shape": ("shape",),
     "cast": ("input",),
     "reexport": ("reexport",),
+    "prune": ("prune",),
 }
 
 
