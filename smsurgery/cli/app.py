@@ -42,6 +42,12 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "recipes": ("plan", "apply"),
     "check": ("check",),
     "config": ("config",),
+    "tags": ("tags",),
+    "devices": ("devices",),
+    "shape": ("shape",),
+    "cast": ("input",),
+    "reexport": ("reexport",),
+    "prune": ("prune",),
 }
 
 

@@ -253,10 +253,15 @@ def _at(results: Results | Failure, position: int) -> Any:
 
 
 def _run_comparison(
-    a: Path, b: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, rtol: float, atol: float
-) -> _Runs:
-    """Run paired signatures in A and in B (same order, same inputs); then B's unpaired ones."""
-    view_a, view_b = read(a).meta_graph(tags), read(b).meta_graph(tags)
+    a: Path, b: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, rtol: float, atol: float,
+    tags_b: tuple[str, ...] | None = None,
+) -> _Runs:  # fmt: skip
+    """Run paired signatures in A and in B (same order, same inputs); then B's unpaired ones.
+
+    `tags_b`: B's meta graph has another tag set (a retagged version).
+    """
+    tags_b = tags if tags_b is None else tags_b
+    view_a, view_b = read(a).meta_graph(tags), read(b).meta_graph(tags_b)
     ordered = [p for p in pairs if p.old is not None] + [p for p in pairs if p.old is None]
     plan_a, plan_b = [], []
     for pair in ordered:
@@ -266,7 +271,7 @@ def _run_comparison(
         feeds = sample_inputs(view_a.signature(pair.old), batch=SAMPLE_BATCH, seed=SAMPLE_SEED)
         plan_a.append((pair.old, feeds))
         plan_b.append((pair.new, {new: feeds[old] for new, old in pair.inputs.items() if old in feeds}))
-    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags, plan_b)
+    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags_b, plan_b)
     report = ComparisonReport(a=str(a), b=str(b), rtol=rtol, atol=atol, signatures=[])
     for position, pair in enumerate(ordered):
         old = _at(results_a, position) if pair.old is not None else None
@@ -280,12 +285,12 @@ def _run_comparison(
     return _Runs(report, plan_b, results_a, results_b)
 
 
-def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...]) -> None:
+def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...], tags_new: tuple[str, ...]) -> None:
     """Load B with tf.saved_model.load: same keys and aliases, and the same values as its TF1 run."""
-    view = read(new).meta_graph(tags)
+    view = read(new).meta_graph(tags_new)
     report, plan, results = runs.report, runs.plan_b, runs.results_b
     try:
-        loaded = load_tf2(new, tags)
+        loaded = load_tf2(new, tags_new)
     except SmsurgeryError as error:
         verdict = "both fail alike" if _tf2_fails(old, tags) else f"does not load: {first_line(error)}"
         for outcome in report.signatures:
@@ -378,9 +383,14 @@ def verify_edit(
     tf2: bool,
     rtol: float = 0.0,
     atol: float = 0.0,
+    new_tags: tuple[str, ...] | None = None,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`."""
-    runs = _run_comparison(old, new, tags, pairs, rtol=rtol, atol=atol)
+    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`.
+
+    `new_tags`: the meta graph to check in the new version, when an edit retagged it.
+    """
+    new_tags = tags if new_tags is None else new_tags
+    runs = _run_comparison(old, new, tags, pairs, rtol=rtol, atol=atol, tags_b=new_tags)
     if tf2:
-        _check_tf2_view(runs, old, new, tags)
+        _check_tf2_view(runs, old, new, tags, new_tags)
     return runs.report
