@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from smsurgery import formats, protos
+from smsurgery.comparison import Tolerance, compare_outputs
 from smsurgery.errors import (
     CorruptModel,
     InvalidEdit,
@@ -54,7 +55,7 @@ from smsurgery.samples import sample_inputs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 CANDIDATES_SCHEMA = "smsurgery.convert.candidates/1"
-TOLERANCE = 1e-6
+TOLERANCE = Tolerance(rtol=0.0, atol=1e-6)
 METHODS = ("predict", "classify", "regress")
 # Ops whose dangling outputs are bookkeeping, never a model output.
 # fmt: off
@@ -117,7 +118,7 @@ class Verification:
         return {
             "verified": True,
             "batch": self.batch,
-            "tolerance": TOLERANCE,
+            "tolerance": TOLERANCE.atol,
             "max_abs_diff": self.max_abs_diff,
             "outputs": dict(self.outputs),
         }
@@ -504,27 +505,10 @@ def _verify(src: Source, staged: Path, tags: tuple[str, ...], view: SignatureVie
         ) from error
     with load_session(staged, tags) as loaded:
         got = loaded.run(view.key, feeds)
-    diffs = {alias: _max_abs_diff(expected[alias], got[alias]) for alias in sorted(expected)}
-    worst = max(diffs.values(), default=0.0)
-    if worst > TOLERANCE:
-        alias = max(diffs, key=lambda a: diffs[a])
+    result = compare_outputs(expected, {alias: got[alias] for alias in expected}, TOLERANCE)
+    diffs = {alias: item.distance for alias, item in result.outputs.items()}
+    if not result:
         raise VerificationFailed(
-            f"output '{alias}' of the converted model differs from the source by {worst:.3g} (> {TOLERANCE:g})",
-            hint="nothing was written",
+            f"the converted model differs from the source: {'; '.join(result.failures())}", hint="nothing was written"
         )
-    return Verification(batch=batch, max_abs_diff=worst, outputs=diffs)
-
-
-def _max_abs_diff(expected: Any, got: Any) -> float:
-    a, b = np.asarray(expected), np.asarray(got)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    if not (np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)):
-        return 0.0 if np.array_equal(a, b) else float("inf")
-    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b) else np.float64
-    a, b = a.astype(wide), b.astype(wide)
-    both_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(both_nan, 0.0, np.abs(a - b))
-    return float(np.nan_to_num(diff, nan=np.inf).max())
+    return Verification(batch=batch, max_abs_diff=result.max_abs, outputs=diffs)

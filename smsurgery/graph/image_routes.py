@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import OutputsComparison, Tolerance, compare_outputs
 from smsurgery.errors import LoaderFailed, VerificationFailed
 from smsurgery.graph.export import publish_editable, publish_saved
 from smsurgery.graph.image import decode_images, preprocess_one
@@ -26,8 +27,8 @@ from smsurgery.model import SignatureView
 from smsurgery.reexport import PublishedVersion
 from smsurgery.samples import sample_inputs
 
-TOLERANCE_NEW = 1e-5  # decoded in the graph vs decoded eagerly: same kernels, tiny float slack
-TOLERANCE_OLD = 1e-6  # original signatures, old vs new version
+TOLERANCE_NEW = Tolerance(rtol=0.0, atol=1e-5)  # decoded in the graph vs decoded eagerly: same kernels
+TOLERANCE_OLD = Tolerance(rtol=0.0, atol=1e-6)  # original signatures, old vs new version
 
 
 def _signature_map(plan: ImagePlan, originals: dict[str, Any], new: Any) -> dict[str, Any]:
@@ -112,26 +113,6 @@ def sample_jpeg(tf: Any, height: int, width: int, channels: int = 3, seed: int =
     return bytes(tf.io.encode_jpeg(pixels, quality=90).numpy())
 
 
-def max_difference(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> float:
-    """Largest absolute difference over outputs of the same aliases (inf when they disagree)."""
-    if set(left) != set(right):
-        return float("inf")
-    worst = 0.0
-    for alias, value in left.items():
-        a, b = np.asarray(value), np.asarray(right[alias])
-        if a.shape != b.shape:
-            return float("inf")
-        if a.dtype.kind in "fc":
-            if not np.array_equal(np.isnan(a), np.isnan(b)):
-                return float("inf")
-            a, b = np.nan_to_num(a), np.nan_to_num(b)
-        if a.dtype.kind in "fciub":
-            worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)))
-        elif not np.array_equal(a, b):
-            return float("inf")
-    return worst
-
-
 @dataclass
 class StagingCheck:
     """Callable on a staging folder; raises `VerificationFailed`; records what it saw in `summary`."""
@@ -153,16 +134,20 @@ class StagingCheck:
             for key in old.signature_keys():
                 old_results[key] = _run_samples(old, key, plan.meta.signature(key))
         with load_session(staging, plan.tags) as new:
-            differences = {"tf1": max_difference(new.run(plan.target, new_feeds), reference)}
+            differences = {"tf1": compare_outputs(reference, new.run(plan.target, new_feeds), TOLERANCE_NEW)}
             unchanged = self._compare_originals(new, old_results)
         loaded = load_tf2(staging, plan.tags)
-        differences["tf2"] = max_difference(run_tf2(loaded, plan.target, new_feeds), reference)
-        self.summary = {"new_signature_max_abs_diff": differences, "original_signatures": unchanged}
-        bad = {loader: diff for loader, diff in differences.items() if not diff <= TOLERANCE_NEW}
+        differences["tf2"] = compare_outputs(reference, run_tf2(loaded, plan.target, new_feeds), TOLERANCE_NEW)
+        self.summary = {
+            "new_signature_max_abs_diff": {loader: result.max_abs for loader, result in differences.items()},
+            "original_signatures": unchanged,
+        }
+        bad: dict[str, OutputsComparison] = {loader: result for loader, result in differences.items() if not result}
         if bad:
             raise VerificationFailed(
                 f"signature '{plan.target}' of the new version differs from '{plan.signature.key}' fed the same "
-                f"decoded JPEG by {max(bad.values()):.3g} under {', '.join(sorted(bad))}; nothing was published"
+                f"decoded JPEG under {', '.join(sorted(bad))}: {'; '.join(next(iter(bad.values())).failures())}; "
+                "nothing was published"
             )
 
     def _compare_originals(self, new: Any, old_results: dict[str, Any]) -> dict[str, str]:
@@ -175,13 +160,15 @@ class StagingCheck:
                 unchanged[new_key] = expected
                 continue
             got = _run_samples(new, new_key, plan.meta.signature(key))
-            difference = max_difference(got, expected) if not isinstance(got, str) else float("inf")
-            if not difference <= TOLERANCE_OLD:
+            if isinstance(got, str):
+                raise VerificationFailed(f"signature '{new_key}' of the new version {got}; nothing was published")
+            result = compare_outputs(expected, got, TOLERANCE_OLD)
+            if not result:
                 raise VerificationFailed(
                     f"signature '{new_key}' of the new version does not give the outputs '{key}' gave "
-                    f"(difference {difference:.3g}); nothing was published"
+                    f"({'; '.join(result.failures())}); nothing was published"
                 )
-            unchanged[new_key] = "identical" if difference == 0 else f"max abs diff {difference:.3g}"
+            unchanged[new_key] = "identical" if result.max_abs == 0 else f"max abs diff {result.max_abs:.3g}"
         return unchanged
 
 

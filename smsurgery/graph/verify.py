@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import Tolerance, compare_arrays
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
 from smsurgery.model import SignatureView, read
@@ -152,32 +153,6 @@ def _run_plan(path: Path, tags: tuple[str, ...], plan: list[tuple[str, dict[str,
         return _failure(error)
 
 
-def _as_float(array: np.ndarray) -> np.ndarray:
-    return array.astype(np.float64) if array.dtype.kind in "biuf" else array.astype(np.complex128)
-
-
-def diff_arrays(old: np.ndarray, new: np.ndarray, rtol: float, atol: float) -> tuple[str, float | None, float | None]:
-    """(status, max abs diff, max rel diff) of `new` against reference `old` (numpy.allclose semantics)."""
-    old, new = np.asarray(old), np.asarray(new)
-    if old.shape != new.shape:
-        return "differs", None, None
-    if old.dtype.kind not in "biufc" or new.dtype.kind not in "biufc":
-        return ("identical", 0.0, 0.0) if np.array_equal(old, new) else ("differs", None, None)
-    if old.size == 0:
-        return "identical", 0.0, 0.0
-    a, b = _as_float(old), _as_float(new)
-    both_nan = np.isnan(a) & np.isnan(b)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        delta = np.where(both_nan, 0.0, np.abs(a - b))
-        delta = np.where(np.isnan(delta), np.inf, delta)
-        rel = np.where(delta == 0, 0.0, delta / np.abs(a))
-    max_abs, max_rel = float(np.max(delta)), float(np.max(rel))
-    if max_abs == 0.0 and old.dtype == new.dtype:
-        return "identical", max_abs, max_rel
-    within = bool(np.all(delta <= atol + rtol * np.abs(a)))
-    return ("within" if within else "differs"), max_abs, max_rel
-
-
 def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | None:
     """The declared dtype of an output against what the graph actually returned."""
     try:
@@ -190,8 +165,9 @@ def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | 
     return None if actual == expected else f"declared {view.output(alias).dtype}, got {actual}"
 
 
-def _output_diffs(pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float,
-                  compare: bool) -> list[OutputDiff]:
+def _output_diffs(
+    pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float, compare: bool
+) -> list[OutputDiff]:
     diffs = []
     for alias in sorted(new):
         origin = pair.outputs.get(alias)
@@ -201,18 +177,9 @@ def _output_diffs(pair: SignaturePair, old: Any, new: dict, view: SignatureView,
         elif not compare or origin is None:
             diffs.append(OutputDiff(alias, origin, "changed" if pair.old else "new"))
         else:
-            status, max_abs, max_rel = diff_arrays(old[origin], new[alias], rtol, atol)
-            detail = _diff_detail(np.asarray(old[origin]), np.asarray(new[alias]), max_abs, max_rel)
-            diffs.append(OutputDiff(alias, origin, status, max_abs, max_rel, detail))
+            result = compare_arrays(old[origin], new[alias], Tolerance(rtol, atol))
+            diffs.append(OutputDiff(alias, origin, result.status, result.max_abs, result.max_rel, result.detail))
     return diffs
-
-
-def _diff_detail(old: np.ndarray, new: np.ndarray, max_abs: float | None, max_rel: float | None) -> str:
-    if max_abs is not None:
-        return f"max abs diff {max_abs:.6g}, max rel diff {max_rel:.6g}"
-    if old.shape != new.shape:
-        return f"shape {old.shape} -> {new.shape}"
-    return "values differ"
 
 
 def _compare_pair(
@@ -320,9 +287,9 @@ def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray
     if isinstance(tf1, Failure):
         return "agrees"  # runs under TF2 only: nothing to compare
     for alias in outputs:
-        status, max_abs, _ = diff_arrays(tf1[alias], values[alias], rtol=1e-6, atol=1e-6)
-        if status == "differs":
-            return f"output '{alias}' differs from the TF1 loader's (max abs diff {max_abs})"
+        result = compare_arrays(tf1[alias], values[alias], Tolerance(rtol=1e-6, atol=1e-6))
+        if not result:
+            return f"output '{alias}' differs from the TF1 loader's ({result.detail})"
     return "agrees"
 
 
