@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.errors import InvalidEdit
+
 DEFAULT_RTOL = 1e-5
 DEFAULT_ATOL = 1e-6
 
@@ -40,7 +42,7 @@ class Tolerance:
 
     def __post_init__(self) -> None:
         if not (self.rtol >= 0 and self.atol >= 0):  # also refuses NaN
-            raise ValueError(f"tolerances must be >= 0, got rtol={self.rtol!r} atol={self.atol!r}")
+            raise InvalidEdit(f"--rtol {self.rtol:g} --atol {self.atol:g}: tolerances must be numbers >= 0")
 
     def to_json(self) -> dict[str, float]:
         return {"rtol": self.rtol, "atol": self.atol}

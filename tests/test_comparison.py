@@ -14,6 +14,7 @@ from smsurgery.comparison import (
     compare_outputs,
     tolerance,
 )
+from smsurgery.errors import InvalidEdit
 
 
 def test_identical_arrays_are_identical_with_zero_figures() -> None:
@@ -95,7 +96,7 @@ def test_outputs_comparison_names_and_worst_figure() -> None:
 def test_defaults_live_in_one_place() -> None:
     assert tolerance() == Tolerance() == Tolerance(DEFAULT_RTOL, DEFAULT_ATOL)
     assert tolerance(atol=0.0) == Tolerance(DEFAULT_RTOL, 0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidEdit, match="--rtol -1"):
         Tolerance(rtol=-1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidEdit):
         Tolerance(atol=float("nan"))

@@ -111,6 +111,7 @@ def test_keras_export_takes_bytes_under_both_loaders(model_copy) -> None:
     assert (report.version, report.route, report.target) == (2, "function", "serving_b64")
     assert report.new_input == "image_bytes"
     assert report.verification["new_signature_max_abs_diff"] == {"tf1": 0.0, "tf2": 0.0}
+    assert (report.verification["rtol"], report.verification["atol"]) == (1e-5, 1e-6)  # comparison's defaults
     assert tree_digest(base / "1") == source
     new_meta = read(base / "2").meta_graph()
     assert new_meta.kind == "tf2" and new_meta.signature_keys() == ["serve", "serving_b64", "serving_default"]

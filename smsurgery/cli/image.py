@@ -64,6 +64,12 @@ def image_input(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
     ] = True,
+    rtol: Annotated[
+        float | None, typer.Option("--rtol", help="Relative tolerance of the check (default 1e-5).")
+    ] = None,
+    atol: Annotated[
+        float | None, typer.Option("--atol", help="Absolute tolerance of the check (default 1e-6).")
+    ] = None,
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,6 +83,8 @@ def image_input(
         out_base=out_base,
         new_version=new_version,
         verify=verify,
+        rtol=rtol,
+        atol=atol,
         input_alias=input_alias,
         input_name=input_name,
         size=size,

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from smsurgery import formats, protos
-from smsurgery.comparison import Tolerance, compare_outputs
+from smsurgery.comparison import Tolerance, compare_outputs, tolerance
 from smsurgery.errors import (
     CorruptModel,
     InvalidEdit,
@@ -55,7 +55,6 @@ from smsurgery.samples import sample_inputs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 CANDIDATES_SCHEMA = "smsurgery.convert.candidates/1"
-TOLERANCE = Tolerance(rtol=0.0, atol=1e-6)
 METHODS = ("predict", "classify", "regress")
 # Ops whose dangling outputs are bookkeeping, never a model output.
 # fmt: off
@@ -113,12 +112,15 @@ class Verification:
     batch: int
     max_abs_diff: float
     outputs: dict[str, float]
+    tolerance: Tolerance
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": True,
             "batch": self.batch,
-            "tolerance": TOLERANCE.atol,
+            "tolerance": self.tolerance.atol,
+            "rtol": self.tolerance.rtol,
+            "atol": self.tolerance.atol,
             "max_abs_diff": self.max_abs_diff,
             "outputs": dict(self.outputs),
         }
@@ -205,9 +207,12 @@ def convert(
     version: int | None = None,
     verify: bool = True,
     batch: int = 3,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ConvertReport:
     """Write SOURCE as a new version of BASE; raise with nothing written when anything is wrong."""
     fmt = _convertible(formats.detect(source))
+    tol = tolerance(rtol, atol)
     base = Path(base)
     tag_set = tuple(tags) if tags else ("serve",)
     _check_target(base, version, signature)
@@ -226,7 +231,7 @@ def convert(
             with staged_version(base, version) as staging:
                 src.export(staging.path, tag_set)
                 view = _staged_signature(staging.path, tag_set, signature)
-                checked = _verify(src, staging.path, tag_set, view, batch) if verify else None
+                checked = _verify(src, staging.path, tag_set, view, batch, tol) if verify else None
         except BaseException:
             _remove_created(base, created)
             raise
@@ -494,7 +499,9 @@ def _staged_signature(path: Path, tags: tuple[str, ...], key: str) -> SignatureV
     raise PublishError(f"the staged SavedModel has no signature '{key}' under tags [{','.join(tags)}]")
 
 
-def _verify(src: Source, staged: Path, tags: tuple[str, ...], view: SignatureView, batch: int) -> Verification:
+def _verify(
+    src: Source, staged: Path, tags: tuple[str, ...], view: SignatureView, batch: int, tol: Tolerance
+) -> Verification:
     feeds = sample_inputs(view, batch=batch, seed=0)
     try:
         expected = src.run(view, feeds)
@@ -505,10 +512,10 @@ def _verify(src: Source, staged: Path, tags: tuple[str, ...], view: SignatureVie
         ) from error
     with load_session(staged, tags) as loaded:
         got = loaded.run(view.key, feeds)
-    result = compare_outputs(expected, {alias: got[alias] for alias in expected}, TOLERANCE)
+    result = compare_outputs(expected, {alias: got[alias] for alias in expected}, tol)
     diffs = {alias: item.distance for alias, item in result.outputs.items()}
     if not result:
         raise VerificationFailed(
             f"the converted model differs from the source: {'; '.join(result.failures())}", hint="nothing was written"
         )
-    return Verification(batch=batch, max_abs_diff=result.max_abs, outputs=diffs)
+    return Verification(batch=batch, max_abs_diff=result.max_abs, outputs=diffs, tolerance=tol)

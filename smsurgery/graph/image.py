@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smsurgery.comparison import tolerance
 from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
 
 SCHEMA = "smsurgery.image-input/1"
@@ -187,20 +188,23 @@ def add_image_input(
     out_base: str | Path | None = None,
     new_version: int | None = None,
     verify: bool = True,
+    rtol: float | None = None,
+    atol: float | None = None,
     **options: Any,
 ) -> ImageInputReport:
     """Publish a new version whose signature takes image files as `<alias>_bytes`.
 
     `options` are those of `plan_image_input` (input, input_name, size,
     channels, resize, preserve_aspect_ratio, scale, mean, std, target,
-    keep_original_as, replace, base64_in_graph, route). Every bad input is
+    keep_original_as, replace, base64_in_graph, route); `rtol`/`atol` the
+    tolerance of the check (defaults: `smsurgery.comparison`). Every bad input is
     refused before TensorFlow starts and before anything is written.
     """
     started = time.perf_counter()
     plan = plan_image_input(path, signature, version=version, tags=tags, out_base=out_base, **options)
     from smsurgery.graph import image_routes
 
-    check = image_routes.staging_check(plan) if verify else None
+    check = image_routes.staging_check(plan, tolerance(rtol, atol)) if verify else None
     route = image_routes.session_route if plan.route == "session" else image_routes.function_route
     published = route(plan, new_version=new_version, check=check)
     return ImageInputReport(

@@ -27,9 +27,6 @@ from smsurgery.model import SignatureView
 from smsurgery.reexport import PublishedVersion
 from smsurgery.samples import sample_inputs
 
-TOLERANCE_NEW = Tolerance(rtol=0.0, atol=1e-5)  # decoded in the graph vs decoded eagerly: same kernels
-TOLERANCE_OLD = Tolerance(rtol=0.0, atol=1e-6)  # original signatures, old vs new version
-
 
 def _signature_map(plan: ImagePlan, originals: dict[str, Any], new: Any) -> dict[str, Any]:
     """Every original signature, plus the new one at `plan.target` (and the original moved if asked)."""
@@ -118,6 +115,7 @@ class StagingCheck:
     """Callable on a staging folder; raises `VerificationFailed`; records what it saw in `summary`."""
 
     plan: ImagePlan
+    tolerance: Tolerance = field(default_factory=Tolerance)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, staging: Path) -> None:
@@ -134,13 +132,14 @@ class StagingCheck:
             for key in old.signature_keys():
                 old_results[key] = _run_samples(old, key, plan.meta.signature(key))
         with load_session(staging, plan.tags) as new:
-            differences = {"tf1": compare_outputs(reference, new.run(plan.target, new_feeds), TOLERANCE_NEW)}
+            differences = {"tf1": compare_outputs(reference, new.run(plan.target, new_feeds), self.tolerance)}
             unchanged = self._compare_originals(new, old_results)
         loaded = load_tf2(staging, plan.tags)
-        differences["tf2"] = compare_outputs(reference, run_tf2(loaded, plan.target, new_feeds), TOLERANCE_NEW)
+        differences["tf2"] = compare_outputs(reference, run_tf2(loaded, plan.target, new_feeds), self.tolerance)
         self.summary = {
             "new_signature_max_abs_diff": {loader: result.max_abs for loader, result in differences.items()},
             "original_signatures": unchanged,
+            **self.tolerance.to_json(),
         }
         bad: dict[str, OutputsComparison] = {loader: result for loader, result in differences.items() if not result}
         if bad:
@@ -162,7 +161,7 @@ class StagingCheck:
             got = _run_samples(new, new_key, plan.meta.signature(key))
             if isinstance(got, str):
                 raise VerificationFailed(f"signature '{new_key}' of the new version {got}; nothing was published")
-            result = compare_outputs(expected, got, TOLERANCE_OLD)
+            result = compare_outputs(expected, got, self.tolerance)
             if not result:
                 raise VerificationFailed(
                     f"signature '{new_key}' of the new version does not give the outputs '{key}' gave "
@@ -182,5 +181,5 @@ def _run_samples(session: Any, key: str, view: SignatureView) -> dict[str, Any] 
         return f"skipped: does not run on sample inputs ({first_line(error.__cause__ or error)})"
 
 
-def staging_check(plan: ImagePlan) -> StagingCheck:
-    return StagingCheck(plan)
+def staging_check(plan: ImagePlan, tolerance: Tolerance | None = None) -> StagingCheck:
+    return StagingCheck(plan, tolerance or Tolerance())

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import Tolerance, compare_arrays
+from smsurgery.comparison import Tolerance, compare_arrays, tolerance
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
 from smsurgery.model import SignatureView, read
@@ -299,8 +299,8 @@ def compare(
     *,
     signature: str | None = None,
     tags: tuple[str, ...] | None = None,
-    rtol: float = 0.0,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ComparisonReport:
     """Run the signatures A and B share on the same inputs; report max abs/rel difference per output."""
     model_a, model_b = read(a), read(b)
@@ -323,7 +323,8 @@ def compare(
             inputs={t.alias: (t.alias if t.alias in inputs_a else None) for t in sig_b.inputs},
             outputs={t.alias: t.alias for t in sig_b.outputs if t.alias in {o.alias for o in sig_a.outputs}},
         ))  # fmt: skip
-    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=rtol, atol=atol)
+    tol = tolerance(rtol, atol)
+    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=tol.rtol, atol=tol.atol)
     for ref, results in ((model_a.ref, runs.results_a), (model_b.ref, runs.results_b)):
         if isinstance(results, Failure) and pairs:
             raise LoaderFailed(f"cannot compare: {ref} does not load with the TF1 loader ({results.message})")
@@ -336,10 +337,23 @@ def compare(
 
 
 def verify_edit(
-    old: Path, new: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, tf2: bool
+    old: Path,
+    new: Path,
+    tags: tuple[str, ...],
+    pairs: list[SignaturePair],
+    *,
+    tf2: bool,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`."""
-    runs = _run_comparison(old, new, tags, pairs, rtol=0.0, atol=0.0)
+    """Old against new: unchanged outputs must match within the tolerance (`comparison` defaults).
+
+    An edit that leaves a computation alone gives identical outputs in the TF1
+    loader (reported as `identical`); the tolerance is there for re-exports
+    whose kernels round differently (reported as `within`, with the figures).
+    """
+    tol = tolerance(rtol, atol)
+    runs = _run_comparison(old, new, tags, pairs, rtol=tol.rtol, atol=tol.atol)
     if tf2:
         _check_tf2_view(runs, old, new, tags)
     return runs.report
