@@ -12,29 +12,25 @@ to the model's H and W, scale to the model's range and dtype. The decode runs
 in `tf.map_fn` with a declared `[H, W, C]` output signature, so images of
 different sizes share a batch and the model sees a static shape.
 
-Two routes, chosen by the kind of export (`route="auto"`):
-- `session` (TF1 exports): the model goes into a `tf.compat.v1` session
-  (`editable`), the decoder is built in its graph, `rewire.front_signature`
-  copies what depends on the image input and feeds it the decoded batch,
-  and `SavedModelBuilder` writes the result (`export.publish_editable`).
-- `function` (TF2 and Keras exports): `tf.saved_model.load`, a new
-  `tf.function` that decodes and calls the original signature function,
-  `tf.saved_model.save` with every original signature plus the new one. The
-  result stays a TF2 export (object graph, restored attributes such as a
-  Keras export's `serve`), which the session route would drop.
-Both results load under `tf.compat.v1.saved_model.loader.load` and
-`tf.saved_model.load` with the same keys and aliases; `image_routes`
-checks the staging folder with both loaders before it is published.
+`ImagePreprocessor` is this decoder as a preprocessor of the attach
+interface (`graph.attach`), which builds it into TF1 exports (session
+route) and TF2 exports (function route) and checks the result against the
+same decoding done eagerly; `image_plan` settles every choice without
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from smsurgery.comparison import tolerance
+from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
 from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
 
 SCHEMA = "smsurgery.image-input/1"
@@ -44,6 +40,7 @@ __all__ = [
     "SCHEMA",
     "ImageInputReport",
     "ImagePlan",
+    "ImagePreprocessor",
     "ImageSpec",
     "add_image_input",
     "decode_images",
@@ -142,6 +139,60 @@ def decode_images(tf: Any, strings: Any, spec: ImageSpec) -> Any:
         )
 
 
+def sample_jpeg(tf: Any, height: int, width: int, channels: int = 3, seed: int = 0) -> bytes:
+    """A deterministic JPEG (smooth gradients plus noise, so resizing has work to do)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([x / max(width - 1, 1), y / max(height - 1, 1), (x + y) / max(height + width - 2, 1)], axis=2)
+    pixels = np.clip(base * 220 + rng.uniform(0, 35, size=base.shape), 0, 255).astype(np.uint8)
+    if channels == 1:
+        pixels = pixels[..., :1]
+    return bytes(tf.io.encode_jpeg(pixels, quality=90).numpy())
+
+
+@dataclass(frozen=True)
+class ImagePreprocessor:
+    """Image files in `alias` ([N] strings) -> the batch for the model input `feeds`."""
+
+    feeds: str
+    alias: str
+    spec: ImageSpec
+
+    @property
+    def new_inputs(self) -> dict[str, tuple[str, tuple[int | None, ...]]]:
+        return {self.alias: ("string", (None,))}
+
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        return (self.alias,)
+
+    def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Any:
+        return decode_images(tf, inputs[self.alias], self.spec)
+
+    def sample(self, tf: Any) -> dict[str, np.ndarray]:
+        """One JPEG whose size differs from the model's in both directions."""
+        spec = self.spec
+        jpeg = sample_jpeg(tf, spec.height * 3 // 2 + 5, spec.width * 2 // 3 + 7, spec.channels)
+        feed = tf.io.encode_base64(jpeg).numpy() if spec.base64_in_graph else jpeg
+        return {self.alias: np.array([feed], dtype=object)}
+
+
+def attach_plan(plan: ImagePlan) -> AttachPlan:
+    """The image plan as an attachment: its decoder in front of the image input."""
+    return AttachPlan(
+        model=plan.model,
+        meta=plan.meta,
+        signature=plan.signature,
+        target=plan.target,
+        keep_original_as=plan.keep_original_as,
+        replace=plan.replace,
+        base=plan.base,
+        route=plan.route,
+        pre=ImagePreprocessor(feeds=plan.image.alias, alias=plan.new_alias, spec=plan.spec),
+        drop_extra=plan.drop_extra,
+    )
+
+
 # --------------------------------------------------------------------------
 # The operation
 # --------------------------------------------------------------------------
@@ -202,11 +253,9 @@ def add_image_input(
     """
     started = time.perf_counter()
     plan = plan_image_input(path, signature, version=version, tags=tags, out_base=out_base, **options)
-    from smsurgery.graph import image_routes
-
-    check = image_routes.staging_check(plan, tolerance(rtol, atol)) if verify else None
-    route = image_routes.session_route if plan.route == "session" else image_routes.function_route
-    published = route(plan, new_version=new_version, check=check)
+    attachment = attach_plan(plan)
+    check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
+    published = attach(attachment, new_version=new_version, check=check)
     return ImageInputReport(
         source=str(plan.model.ref),
         base=str(published.base),
