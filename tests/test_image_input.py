@@ -214,5 +214,6 @@ def test_base64_in_graph_and_assets_extra(model_copy) -> None:
     kept = add_image_input(base / "1", out_base=base, verify=False)
     assert sorted(p.name for p in (base / str(kept.version) / "assets.extra").iterdir()) == [
         "saved_model_config.pb",
+        "smsurgery_inputs.json",  # the record of image inputs (not written for base64 text inputs)
         "tf_serving_warmup_requests",
     ]

@@ -55,6 +55,29 @@ def image_input(
         typer.Option("--keep-original-as", help="With --as equal to --signature: where the original moves."),
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Change the signature's input in place.")] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="keras.applications preprocess_input, exactly: a mode (tf, torch, caffe, none) or a family "
+            "(caffe: resnet, resnet50, vgg16, vgg19; tf: resnet_v2, mobilenet, mobilenet_v2, inception_v3, "
+            "inception_resnet_v2, xception, nasnet; torch: densenet; none: efficientnet, efficientnet_v2, "
+            "convnext, mobilenet_v3).",
+        ),
+    ] = None,
+    channel_order: Annotated[
+        str | None, typer.Option("--channel-order", help="rgb (default) or bgr: channel order the model takes.")
+    ] = None,
+    layout: Annotated[
+        str | None, typer.Option("--layout", help="nhwc (default, channels last) or nchw (channels first).")
+    ] = None,
+    crop: Annotated[
+        str | None, typer.Option("--crop", help="central:FRACTION: keep the central part of each side first.")
+    ] = None,
+    resize_shorter: Annotated[
+        int | None,
+        typer.Option("--resize-shorter", help="Resize the shorter side to N (aspect kept), then center-crop."),
+    ] = None,
     base64_in_graph: Annotated[
         bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
     ] = False,
@@ -99,6 +122,11 @@ def image_input(
         replace=replace,
         base64_in_graph=base64_in_graph,
         route=route,
+        preset=preset,
+        channel_order=channel_order,
+        layout=layout,
+        crop=crop,
+        resize_shorter=resize_shorter,
     )
     if as_json:
         print_json(report.to_json())
@@ -119,6 +147,9 @@ def render(report: dict[str, Any]) -> None:
         f"scale to {report['scale'][0]:g}..{report['scale'][1]:g}"
         + (f", mean {report['mean']}" if report["mean"] else "")
         + (f", std {report['std']}" if report["std"] else "")
+        + (", BGR" if report["channel_order"] == "bgr" else "")
+        + (", NCHW" if report["layout"] == "nchw" else "")
+        + (f" (preset {report['preset']}, mode {report['preset_mode']})" if report["preset"] else "")
         + f", {report['dtype']}; feeds '{report['input']}' of '{report['signature']}'"
     )
     if report["kept_original_as"]:

@@ -20,6 +20,9 @@ in front or behind. The rest is shared and lives here:
   signature with the same steps done eagerly (preprocessor, original,
   postprocessor), and every original signature must still give the
   source's outputs, by the one comparison (`smsurgery.comparison`);
+- a record in the model of which new inputs carry image files
+  (`smsurgery.inputs_record`), so request, warmup and sample inputs send
+  images without guessing from names;
 - where the new signature takes any batch, its outputs declare an unknown
   batch dimension (a fixed-batch model fed a batch of images returns that
   many rows; declaring `(1, 4)` then would be false).
@@ -41,6 +44,7 @@ from smsurgery.errors import LoaderFailed, VerificationFailed
 from smsurgery.graph.export import publish_editable, publish_saved
 from smsurgery.graph.rewire import front_signature
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, run_tf2
+from smsurgery.inputs_record import image_inputs, merge_record
 from smsurgery.model import MetaGraph, SavedModelFile, SignatureView
 from smsurgery.reexport import PublishedVersion
 from smsurgery.samples import sample_inputs
@@ -210,22 +214,38 @@ def function_route(plan: AttachPlan, *, new_version: int | None, check: Any) -> 
 
 
 def attach(plan: AttachPlan, *, new_version: int | None, check: StagingCheck | None) -> PublishedVersion:
-    """Build, check and publish `plan` by its route."""
+    """Build, record, check and publish `plan` by its route."""
     route = session_route if plan.route == "session" else function_route
-    return route(plan, new_version=new_version, check=check)
+    return route(plan, new_version=new_version, check=Finish(plan, check))
 
 
 # --------------------------------------------------------------------------
-# The check before publishing
+# The steps before publishing: the record of image inputs, the check
 # --------------------------------------------------------------------------
 
 
-def _run_samples(session: Any, key: str, view: SignatureView) -> dict[str, Any] | str:
+@dataclass
+class Finish:
+    """Runs on the staging folder: write the record of image inputs, then the check (if any)."""
+
+    plan: AttachPlan
+    check: StagingCheck | None
+
+    def __call__(self, staging: Path) -> None:
+        plan = self.plan
+        images = list(plan.pre.image_inputs) if plan.pre is not None else []
+        moved = (plan.signature.key, plan.keep_original_as) if plan.keep_original_as else None
+        merge_record(staging, plan.source, plan.target, images, moved)
+        if self.check is not None:
+            self.check(staging)
+
+
+def _run_samples(session: Any, key: str, view: SignatureView, images: frozenset[str]) -> dict[str, Any] | str:
     """Outputs of signature `key` (inputs as in `view`) on sample inputs, or why it could not run on them."""
     if any(t.name is None for t in view.inputs):
         return "skipped: composite inputs"
     try:
-        return session.run(key, sample_inputs(view, batch=2))
+        return session.run(key, sample_inputs(view, batch=2, images=images))
     except LoaderFailed as error:
         return f"skipped: does not run on sample inputs ({first_line(error.__cause__ or error)})"
 
@@ -264,7 +284,7 @@ class StagingCheck:
         with load_session(plan.source, plan.tags) as old:
             reference = self._reference(old, new_feeds)
             for key in old.signature_keys():
-                old_results[key] = _run_samples(old, key, plan.meta.signature(key))
+                old_results[key] = _run_samples(old, key, plan.meta.signature(key), image_inputs(plan.source, key))
         with load_session(staging, plan.tags) as new:
             differences = {"tf1": compare_outputs(reference, new.run(plan.target, new_feeds), self.tolerance)}
             unchanged = self._compare_originals(new, old_results)
@@ -292,7 +312,7 @@ class StagingCheck:
             if isinstance(expected, str):
                 unchanged[new_key] = expected
                 continue
-            got = _run_samples(new, new_key, plan.meta.signature(key))
+            got = _run_samples(new, new_key, plan.meta.signature(key), image_inputs(plan.source, key))
             if isinstance(got, str):
                 raise VerificationFailed(f"signature '{new_key}' of the new version {got}; nothing was published")
             result = compare_outputs(expected, got, self.tolerance)

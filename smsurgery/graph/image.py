@@ -32,6 +32,7 @@ import numpy as np
 from smsurgery.comparison import tolerance
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
 from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
+from smsurgery.image_presets import MODE_ARITHMETIC
 
 SCHEMA = "smsurgery.image-input/1"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -101,21 +102,60 @@ def resize_with_pad(tf: Any, image: Any, height: int, width: int, method: str) -
     return tf.image.pad_to_bounding_box(resized, tf.cast(top, tf.int32), tf.cast(left, tf.int32), height, width)
 
 
-def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
-    """One image file (scalar string) -> [H, W, C] of the model's dtype and range."""
-    image = _decode(tf, data, spec.channels)
-    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]; must come before resize
+def central_crop(tf: Any, image: Any, fraction: float) -> Any:
+    """`tf.image.central_crop`'s formula, computed the same way in graphs and eagerly.
+
+    TensorFlow's own uses Python floats on static shapes (eager) and float
+    tensors on dynamic ones (graphs); here it is always float64 tensors:
+    start = floor((side - side * fraction) / 2), size = side - 2 * start.
+    """
+    shape = tf.shape(image)
+    sides = tf.cast(shape[:2], tf.float64)
+    start = tf.cast(tf.floor((sides - sides * fraction) / 2), tf.int32)
+    size = shape[:2] - 2 * start
+    return tf.slice(image, tf.concat([start, [0]], 0), tf.concat([size, [-1]], 0))
+
+
+def resize_shorter_then_crop(tf: Any, image: Any, shorter: int, height: int, width: int, method: str) -> Any:
+    """Resize the shorter side to `shorter` (the other: floor(side * shorter / short side)), center-crop H x W."""
+    shape = tf.shape(image, out_type=tf.int64)
+    h, w, target = shape[0], shape[1], tf.constant(shorter, tf.int64)
+    tall = h >= w
+    new_h = tf.where(tall, tf.maximum(target, (h * target) // w), target)
+    new_w = tf.where(tall, target, tf.maximum(target, (w * target) // h))
+    resized = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=method)
+    top = tf.cast((new_h - height) // 2, tf.int32)
+    left = tf.cast((new_w - width) // 2, tf.int32)
+    return tf.image.crop_to_bounding_box(resized, top, left, height, width)
+
+
+def _resized(tf: Any, image: Any, spec: ImageSpec) -> Any:
+    if spec.crop is not None and spec.crop < 1.0:
+        image = central_crop(tf, image, spec.crop)
+    if spec.resize_shorter is not None:
+        return resize_shorter_then_crop(tf, image, spec.resize_shorter, spec.height, spec.width, spec.resize)
     if spec.preserve_aspect_ratio:
-        image = resize_with_pad(tf, image, spec.height, spec.width, spec.resize)
-    else:
-        image = tf.image.resize(image, [spec.height, spec.width], method=spec.resize)
-    low, high = spec.scale
-    if (low, high) != (0.0, 1.0):
-        image = image * (high - low) + low
-    if spec.mean is not None:
-        image = image - tf.constant(spec.mean, tf.float32)
-    if spec.std is not None:
-        image = image / tf.constant(spec.std, tf.float32)
+        return resize_with_pad(tf, image, spec.height, spec.width, spec.resize)
+    return tf.image.resize(image, [spec.height, spec.width], method=spec.resize)
+
+
+def keras_preprocess(tf: Any, pixels: Any, mode: str) -> Any:
+    """`keras.applications` `preprocess_input` on float32 pixels 0..255, channels last (see image_presets)."""
+    arithmetic = MODE_ARITHMETIC[mode]
+    if mode == "tf":
+        return pixels / 127.5 - 1.0
+    if mode == "torch":
+        pixels = pixels / 255.0
+    if arithmetic.channel_order == "bgr":
+        pixels = tf.reverse(pixels, axis=[-1])
+    if arithmetic.mean is not None:
+        pixels = pixels - tf.constant(arithmetic.mean, tf.float32)
+    if arithmetic.std is not None:
+        pixels = pixels / tf.constant(arithmetic.std, tf.float32)
+    return pixels
+
+
+def _cast(tf: Any, image: Any, spec: ImageSpec) -> Any:
     dtype = tf.as_dtype(spec.tf_dtype)
     if dtype.is_integer:
         image = tf.saturate_cast(tf.round(image), dtype)
@@ -125,18 +165,39 @@ def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
     return image
 
 
+def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
+    """One image file (scalar string) -> [H, W, C] of the model's dtype and range."""
+    image = _decode(tf, data, spec.channels)
+    if spec.preset_mode is not None:  # keras arithmetic on 0..255 floats, resized as preprocess_input's users do
+        image = _resized(tf, tf.cast(image, tf.float32), spec)
+        return _cast(tf, keras_preprocess(tf, image, spec.preset_mode), spec)
+    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]; must come before resize
+    image = _resized(tf, image, spec)
+    low, high = spec.scale
+    if (low, high) != (0.0, 1.0):
+        image = image * (high - low) + low
+    if spec.channel_order == "bgr":
+        image = tf.reverse(image, axis=[-1])
+    if spec.mean is not None:
+        image = image - tf.constant(spec.mean, tf.float32)
+    if spec.std is not None:
+        image = image / tf.constant(spec.std, tf.float32)
+    return _cast(tf, image, spec)
+
+
 def decode_images(tf: Any, strings: Any, spec: ImageSpec) -> Any:
-    """[N] image files -> [N, H, W, C], every op on the CPU."""
+    """[N] image files -> [N, H, W, C] (or [N, C, H, W] for layout nchw), every op on the CPU."""
     with tf.device("/CPU:0"):
         if spec.base64_in_graph:
             strings = tf.io.decode_base64(strings)
         # do_not_convert: map_fn would run autograph on the body (~1.5 s) for nothing; it uses tf.cond itself.
-        return tf.map_fn(
+        images = tf.map_fn(
             tf.autograph.experimental.do_not_convert(lambda data: preprocess_one(tf, data, spec)),
             strings,
             fn_output_signature=tf.TensorSpec([spec.height, spec.width, spec.channels], tf.as_dtype(spec.tf_dtype)),
             name="decode_images",
         )
+        return tf.transpose(images, [0, 3, 1, 2]) if spec.layout == "nchw" else images
 
 
 def sample_jpeg(tf: Any, height: int, width: int, channels: int = 3, seed: int = 0) -> bytes:
@@ -164,7 +225,8 @@ class ImagePreprocessor:
 
     @property
     def image_inputs(self) -> tuple[str, ...]:
-        return (self.alias,)
+        """The input takes image files, unless it takes base64 text of them (not what clients send as b64)."""
+        return () if self.spec.base64_in_graph else (self.alias,)
 
     def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Any:
         return decode_images(tf, inputs[self.alias], self.spec)
@@ -189,6 +251,7 @@ def attach_plan(plan: ImagePlan) -> AttachPlan:
         base=plan.base,
         route=plan.route,
         pre=ImagePreprocessor(feeds=plan.image.alias, alias=plan.new_alias, spec=plan.spec),
+        any_batch=True,
         drop_extra=plan.drop_extra,
     )
 
