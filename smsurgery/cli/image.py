@@ -142,7 +142,10 @@ def render(report: dict[str, Any]) -> None:
         + ", ".join(report["outputs"])
     )
     out.print(
-        f"  each image: decode to {report['channels']} channels, resize to {report['height']}x{report['width']} "
+        f"  each image: decode to {report['channels']} channels, "
+        + (f"central crop {report['crop']:g}, " if report["crop"] else "")
+        + (f"shorter side to {report['resize_shorter']} and center crop, " if report["resize_shorter"] else "")
+        + f"resize to {report['height']}x{report['width']} "
         f"({report['resize']}{', aspect kept, padded' if report['preserve_aspect_ratio'] else ''}), "
         f"scale to {report['scale'][0]:g}..{report['scale'][1]:g}"
         + (f", mean {report['mean']}" if report["mean"] else "")
