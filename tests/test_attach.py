@@ -32,11 +32,15 @@ class Doubled:
     image_inputs: tuple[str, ...] = ()
 
     @property
+    def replaces(self) -> tuple[str, ...]:
+        return (self.feeds,)
+
+    @property
     def new_inputs(self) -> dict:
         return {"half": ("float32", (None, self.width))}
 
     def __call__(self, tf, inputs):
-        return inputs["half"] * 2.0
+        return {self.feeds: inputs["half"] * 2.0}
 
     def sample(self, tf) -> dict:
         return {"half": np.arange(self.width, dtype=np.float32)[None] - 1.5}

@@ -51,13 +51,13 @@ from smsurgery.samples import sample_inputs
 
 
 class Preprocessor(Protocol):
-    """Builds the tensor for one original input from new inputs (graph, tf.function or eager)."""
+    """Builds tensors for original inputs from new inputs (graph, tf.function or eager)."""
 
-    feeds: str  # alias of the original input it produces
+    replaces: tuple[str, ...]  # aliases of the original inputs it produces (the call returns them by alias)
     new_inputs: Mapping[str, tuple[str, tuple[int | None, ...]]]  # alias -> (tf dtype name, shape)
     image_inputs: tuple[str, ...]  # which of the new inputs take image files (recorded in the model)
 
-    def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Any: ...
+    def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]: ...
 
     def sample(self, tf: Any) -> dict[str, np.ndarray]:
         """Feeds for the new inputs that the check runs (batch 1)."""
@@ -97,8 +97,8 @@ class AttachPlan:
 
     @property
     def kept_inputs(self) -> list[str]:
-        replaced = self.pre.feeds if self.pre is not None else None
-        return [t.alias for t in self.signature.inputs if t.alias != replaced]
+        replaced = self.pre.replaces if self.pre is not None else ()
+        return [t.alias for t in self.signature.inputs if t.alias not in replaced]
 
     def new_signature_keys(self) -> list[str]:
         keys = set(self.meta.signature_keys()) | {self.target}
@@ -133,7 +133,7 @@ def _session_signature(tf: Any, graph: Any, original: Any, plan: AttachPlan) -> 
     utils = tf.compat.v1.saved_model.utils
     pre = plan.pre
     new_inputs = {a: _placeholder(tf, a, d, s) for a, d, s in _specs(pre)} if pre else {}
-    replaced = {pre.feeds: pre(tf, new_inputs)} if pre else {}
+    replaced = dict(pre(tf, new_inputs)) if pre else {}
     new, _ = front_signature(graph, original, replaced=replaced, new_inputs=new_inputs, scope=plan.target)
     if plan.post is not None:
         tensors = {alias: graph.get_tensor_by_name(info.name) for alias, info in new.outputs.items()}
@@ -191,7 +191,7 @@ def function_route(plan: AttachPlan, *, new_version: int | None, check: Any) -> 
     def attached(**inputs: Any) -> Any:
         if pre is not None:
             new = {alias: inputs.pop(alias) for alias in pre.new_inputs}
-            inputs[pre.feeds] = pre(tf, new)
+            inputs.update(pre(tf, new))
         outputs = function(**inputs)
         outputs = post(tf, outputs) if post is not None else outputs
         return _unbatched(tf, outputs) if plan.any_batch else outputs
@@ -268,7 +268,7 @@ class StagingCheck:
         feeds = dict(new_feeds)
         if plan.pre is not None:
             new = {alias: feeds.pop(alias) for alias in plan.pre.new_inputs}
-            feeds[plan.pre.feeds] = np.asarray(_eager(tf, plan.pre, new))
+            feeds.update({alias: np.asarray(value) for alias, value in _eager(tf, plan.pre, new).items()})
         outputs = old.run(plan.signature.key, feeds)
         if plan.post is not None:
             outputs = {alias: np.asarray(value) for alias, value in _eager(tf, plan.post, outputs).items()}

@@ -220,6 +220,10 @@ class ImagePreprocessor:
     spec: ImageSpec
 
     @property
+    def replaces(self) -> tuple[str, ...]:
+        return (self.feeds,)
+
+    @property
     def new_inputs(self) -> dict[str, tuple[str, tuple[int | None, ...]]]:
         return {self.alias: ("string", (None,))}
 
@@ -229,7 +233,7 @@ class ImagePreprocessor:
         return () if self.spec.base64_in_graph else (self.alias,)
 
     def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Any:
-        return decode_images(tf, inputs[self.alias], self.spec)
+        return {self.feeds: decode_images(tf, inputs[self.alias], self.spec)}
 
     def sample(self, tf: Any) -> dict[str, np.ndarray]:
         """One JPEG whose size differs from the model's in both directions."""
