@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "diff": ("diff",),
     "request": ("request", "run", "warmup"),
     "image": ("image-input",),
+    "example": ("example-input",),
     "convert": ("convert",),
     "scan": ("scan",),
 }

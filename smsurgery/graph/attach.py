@@ -86,6 +86,7 @@ class AttachPlan:
     post: Postprocessor | None = None
     any_batch: bool = False  # the new signature takes any batch: declare outputs' batch dim unknown
     drop_extra: tuple[str, ...] = ()  # assets.extra files not carried over
+    method_name: str | None = None  # of the new signature; None: the original's (session) or predict (function)
 
     @property
     def source(self) -> Path:
@@ -236,8 +237,28 @@ class Finish:
         images = list(plan.pre.image_inputs) if plan.pre is not None else []
         moved = (plan.signature.key, plan.keep_original_as) if plan.keep_original_as else None
         merge_record(staging, plan.source, plan.target, images, moved)
+        if plan.method_name is not None:
+            set_method_name(staging, plan.tags, plan.target, plan.method_name)
         if self.check is not None:
             self.check(staging)
+
+
+def set_method_name(staging: Path, tags: tuple[str, ...], key: str, method_name: str) -> None:
+    """Set a signature's method name in the staged saved_model.pb (tf.saved_model.save writes only predict).
+
+    The staged fingerprint.pb hashes the old saved_model.pb, so it is removed
+    (loaders do not need it; smsurgery never carries it over either).
+    """
+    from smsurgery.protos import SavedModel
+
+    path = staging / "saved_model.pb"
+    saved_model = SavedModel()
+    saved_model.ParseFromString(path.read_bytes())
+    for meta in saved_model.meta_graphs:
+        if set(meta.meta_info_def.tags) == set(tags) and key in meta.signature_def:
+            meta.signature_def[key].method_name = method_name
+    path.write_bytes(saved_model.SerializeToString(deterministic=True))
+    (staging / "fingerprint.pb").unlink(missing_ok=True)
 
 
 def _run_samples(session: Any, key: str, view: SignatureView, images: frozenset[str]) -> dict[str, Any] | str:

@@ -1,0 +1,83 @@
+"""`smsurgery example-input`: a signature that parses serialized tf.Examples (Serving's Classify/Regress APIs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from smsurgery.cli.common import (
+    JsonOpt,
+    NewVersionOpt,
+    OutOpt,
+    PathArg,
+    SignatureOpt,
+    TagsOpt,
+    out,
+    parse_tags,
+    print_json,
+)
+
+
+def example_input(
+    path: PathArg,
+    signature: SignatureOpt = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--as", help="Key of the new signature (default: classify, regress or predict_examples)."),
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
+    output: Annotated[
+        str | None, typer.Option("--output", help="classify/regress: the output that becomes scores/outputs.")
+    ] = None,
+    spec_file: Annotated[
+        str | None, typer.Option("--spec", help="Feature spec file (JSON or TOML): input alias -> feature.")
+    ] = None,
+    route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
+    out_base: OutOpt = None,
+    new_version: NewVersionOpt = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
+    ] = True,
+    rtol: Annotated[
+        float | None, typer.Option("--rtol", help="Relative tolerance of the check (default 1e-5).")
+    ] = None,
+    atol: Annotated[
+        float | None, typer.Option("--atol", help="Absolute tolerance of the check (default 1e-6).")
+    ] = None,
+    tags: TagsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a signature whose input `inputs` takes serialized tf.Examples, parsed in the graph."""
+    from smsurgery.graph.example import add_example_input
+
+    report = add_example_input(
+        path, signature, tags=parse_tags(tags), out_base=out_base, new_version=new_version, verify=verify,
+        rtol=rtol, atol=atol, target=target, method=method, output=output, spec_file=spec_file, route=route,
+    )  # fmt: skip
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render(report.to_json())
+
+
+def render(report: dict[str, Any]) -> None:
+    out.print(f"published {report['base']} version {report['version']} ({report['route']} route)", style="bold")
+    out.print(
+        f"signature '{report['target']}' ({report['method_name']}): inputs (DT_STRING, [None], serialized "
+        f"tf.Example) -> {', '.join(report['outputs'])}; feeds '{report['signature']}'"
+    )
+    for feature in report["features"]:
+        kind = "var-length" if feature["var_len"] else f"shape {feature['shape']}"
+        out.print(f"  feature '{feature['name']}' ({feature['dtype']}, {kind}) -> input '{feature['alias']}'")
+    if report["verification"]:
+        diffs = report["verification"]["new_signature_max_abs_diff"]
+        out.print(
+            "verified: new signature vs eager parsing, max abs diff "
+            + ", ".join(f"{loader} {value:.2g}" for loader, value in diffs.items())
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("example-input")(example_input)
