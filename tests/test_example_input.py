@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import keras
 import numpy as np
 import pytest
 
 from smsurgery import read
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
-from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
+from tests.conftest import REALMODELS, REPO, assert_one_line_error, run_cli, tree_digest
 
 pytestmark = pytest.mark.slow
+SCHEMA = json.loads((REPO / "docs" / "schemas" / "example-input.json").read_text())
 tf = import_tf()
 HALF_PLUS_TWO = REALMODELS / "saved_model_half_plus_two_cpu"
 
@@ -50,6 +52,7 @@ def test_half_plus_two_answers_like_its_own_tf_example_signatures(model_copy, tm
     result = run_cli("example-input", base, "--method", "regress", "--as", "regress_mine", "--json")
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
     assert report["schema"] == "smsurgery.example-input/1" and report["route"] == "session"
     assert report["features"] == [
         {"name": "x", "alias": "x", "dtype": "float32", "input_dtype": "float32", "shape": [1], "var_len": False}
@@ -82,6 +85,7 @@ def test_keras_classifier_answers_a_rest_classify_body(tmp_path: Path) -> None:
     result = run_cli("example-input", base, "--method", "classify", "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["route"] == "function"
+    jsonschema.validate(json.loads(result.stdout), SCHEMA)
     meta = read(base / "2").meta_graph()
     assert meta.kind == "tf2" and "serve" in meta.signature_keys()  # object graph and Keras' endpoint kept
     assert meta.signature("classify").output("scores").shape == (-1, 3)
@@ -127,6 +131,7 @@ def test_predict_method_and_spec_file_on_tf1(model_copy, tmp_path: Path) -> None
     result = run_cli("example-input", base, "-s", "prediction", "--spec", spec, "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["features"][0]["name"] == "measurements"
+    jsonschema.validate(json.loads(result.stdout), SCHEMA)
     x = [[1.0, 2.0, 3.0]]
     with load_session(base / "1", ("serve",)) as old, load_session(base / "2", ("serve",)) as new:
         want = old.run("prediction", {"x": np.array(x, np.float32)})["y"]
