@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from smsurgery.errors import AliasNotFound, InvalidEdit, NameCollision, PathNotFound, UnsupportedModel, listing
 from smsurgery.graph.image_plan import _check_name, _route
@@ -68,6 +67,7 @@ class ExamplePlan:
     output: str | None  # classify/regress: the original output that becomes scores/outputs
     base: Path
     route: str
+    classes: str | None = None  # classify: a DT_STRING output passed through as `classes` (e.g. from `labels`)
 
     @property
     def method_name(self) -> str:
@@ -159,6 +159,8 @@ def _score_output(signature: SignatureView, method: str, alias: str | None) -> s
         if alias is not None:
             raise InvalidEdit("--output chooses the scores of classify or the outputs of regress, not of predict")
         return None
+    if alias is None and method == "classify" and _labelled(signature):
+        alias = "scores"
     if alias is None:
         if len(signature.outputs) != 1:
             raise AliasNotFound(
@@ -175,6 +177,15 @@ def _score_output(signature: SignatureView, method: str, alias: str | None) -> s
     if method == "regress" and (shape is None or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))):
         raise UnsupportedModel(f"output '{alias}' has shape {shape}; regress outputs are [batch] or [batch, 1]")
     return alias
+
+
+def _labelled(signature: SignatureView) -> bool:
+    """Outputs `classes` (DT_STRING) and `scores` (float), as `smsurgery labels` makes them."""
+    aliases = {t.alias: t for t in signature.outputs}
+    return (
+        "classes" in aliases and aliases["classes"].dtype == "DT_STRING"
+        and "scores" in aliases and aliases["scores"].dtype in FLOATS
+    )  # fmt: skip
 
 
 def plan_example_input(
@@ -202,6 +213,7 @@ def plan_example_input(
     return ExamplePlan(
         model=model, meta=meta, signature=view, method=method, target=key, features=features,
         output=_score_output(view, method, output), base=target_base(model, out_base), route=_route(meta, route),
+        classes="classes" if method == "classify" and _labelled(view) else None,
     )  # fmt: skip
 
 

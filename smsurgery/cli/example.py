@@ -6,23 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import (
-    JsonOpt,
-    NewVersionOpt,
-    OutOpt,
-    PathArg,
-    SignatureOpt,
-    TagsOpt,
-    out,
-    parse_tags,
-    print_json,
-)
+from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.target import PublishTarget
 
 
+@publish_options
 def example_input(
     path: PathArg,
     signature: SignatureOpt = None,
-    target: Annotated[
+    new_key: Annotated[
         str | None,
         typer.Option("--as", help="Key of the new signature (default: classify, regress or predict_examples)."),
     ] = None,
@@ -34,27 +27,20 @@ def example_input(
         str | None, typer.Option("--spec", help="Feature spec file (JSON or TOML): input alias -> feature.")
     ] = None,
     route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
-    out_base: OutOpt = None,
-    new_version: NewVersionOpt = None,
-    verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
-    ] = True,
-    rtol: Annotated[
-        float | None, typer.Option("--rtol", help="Relative tolerance of the check (default 1e-5).")
-    ] = None,
-    atol: Annotated[
-        float | None, typer.Option("--atol", help="Absolute tolerance of the check (default 1e-6).")
-    ] = None,
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
 ) -> None:
     """Add a signature whose input `inputs` takes serialized tf.Examples, parsed in the graph."""
     from smsurgery.graph.example import add_example_input
 
-    report = add_example_input(
-        path, signature, tags=parse_tags(tags), out_base=out_base, new_version=new_version, verify=verify,
-        rtol=rtol, atol=atol, target=target, method=method, output=output, spec_file=spec_file, route=route,
-    )  # fmt: skip
+    with working("starting TensorFlow, building and verifying the new version"):
+        report = add_example_input(
+            path, signature, tags=parse_tags(tags), out_base=target.base, new_version=target.version,
+            verify=target.verify, rtol=target.rtol, atol=target.atol, target=new_key, method=method, output=output,
+            spec_file=spec_file, route=route,
+        )  # fmt: skip
     if as_json:
         print_json(report.to_json())
     else:
