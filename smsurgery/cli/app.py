@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "request": ("request", "run", "warmup"),
     "image": ("image-input",),
     "example": ("example-input",),
+    "labels": ("labels",),
     "convert": ("convert",),
     "scan": ("scan",),
     "recipes": ("plan", "apply"),

@@ -87,6 +87,7 @@ class AttachPlan:
     any_batch: bool = False  # the new signature takes any batch: declare outputs' batch dim unknown
     drop_extra: tuple[str, ...] = ()  # assets.extra files not carried over
     method_name: str | None = None  # of the new signature; None: the original's (session) or predict (function)
+    extra_assets: tuple[tuple[str, bytes], ...] = ()  # files written to the new version's assets/
 
     @property
     def source(self) -> Path:
@@ -237,6 +238,9 @@ class Finish:
         images = list(plan.pre.image_inputs) if plan.pre is not None else []
         moved = (plan.signature.key, plan.keep_original_as) if plan.keep_original_as else None
         merge_record(staging, plan.source, plan.target, images, moved)
+        for name, data in plan.extra_assets:
+            (staging / "assets").mkdir(exist_ok=True)
+            (staging / "assets" / name).write_bytes(data)
         if plan.method_name is not None:
             set_method_name(staging, plan.tags, plan.target, plan.method_name)
         if self.check is not None:

@@ -88,10 +88,14 @@ class ServingOutputs:
 
     source: str
     role: str
+    classes: str | None = None  # a DT_STRING output passed through as `classes`
 
     def __call__(self, tf: Any, outputs: Mapping[str, Any]) -> dict[str, Any]:
         value = outputs[self.source]
-        return {self.role: value if value.dtype == tf.float32 else tf.cast(value, tf.float32)}
+        result = {self.role: value if value.dtype == tf.float32 else tf.cast(value, tf.float32)}
+        if self.classes is not None:
+            result["classes"] = outputs[self.classes]
+        return result
 
 
 def attach_plan(plan: ExamplePlan) -> AttachPlan:
@@ -99,7 +103,7 @@ def attach_plan(plan: ExamplePlan) -> AttachPlan:
     return AttachPlan(
         model=plan.model, meta=plan.meta, signature=plan.signature, target=plan.target, keep_original_as=None,
         replace=False, base=plan.base, route=plan.route, pre=ExamplePreprocessor(plan.features),
-        post=ServingOutputs(plan.output, role) if role and plan.output else None, any_batch=True,
+        post=ServingOutputs(plan.output, role, plan.classes) if role and plan.output else None, any_batch=True,
         method_name=plan.method_name,
     )  # fmt: skip
 
@@ -149,7 +153,7 @@ def add_example_input(
     attachment = attach_plan(plan)
     check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
     published = attach(attachment, new_version=new_version, check=check)
-    role = {"classify": ["scores"], "regress": ["outputs"]}.get(plan.method)
+    role = {"classify": ["scores"] + (["classes"] if plan.classes else []), "regress": ["outputs"]}.get(plan.method)
     return ExampleInputReport(
         source=str(plan.model.ref),
         base=str(published.base),
