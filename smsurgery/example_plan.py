@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.errors import AliasNotFound, InvalidEdit, NameCollision, PathNotFound, UnsupportedModel, listing
-from smsurgery.graph.image_plan import _check_name, _route
+from smsurgery.graph.image_plan import ImageSpec, _check_name, _route, choose_input, image_spec
 from smsurgery.model import MetaGraph, SavedModelFile, SignatureView, TensorView, read
 from smsurgery.reexport import target_base
 
@@ -48,11 +48,12 @@ class ExampleFeature:
     input_dtype: str  # the input's dtype as TensorFlow names it (the parsed value is cast to it)
     shape: tuple[int, ...]  # per example, fixed-length features
     var_len: bool = False  # a variable-length list, padded with zeros (or b"") to the longest in the batch
+    image: ImageSpec | None = None  # an encoded image (bytes), decoded with image-input's steps
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "alias": self.alias, "dtype": self.dtype, "input_dtype": self.input_dtype,
-            "shape": list(self.shape), "var_len": self.var_len,
+            "shape": list(self.shape), "var_len": self.var_len, "image": self.image is not None,
         }  # fmt: skip
 
 
@@ -199,8 +200,15 @@ def plan_example_input(
     output: str | None = None,
     spec_file: str | Path | None = None,
     route: str | None = None,
+    image_feature: str | None = None,
+    image_options: dict | None = None,
 ) -> ExamplePlan:
-    """Check the request against the model; every choice settled, nothing written."""
+    """Check the request against the model; every choice settled, nothing written.
+
+    `image_feature` (e.g. `image/encoded`): the image input is fed from this
+    bytes feature, decoded with image-input's steps (`image_options`: preset,
+    resize, scale, ...; see `image_plan`).
+    """
     if method not in METHODS:
         raise InvalidEdit(f"unknown method '{method}'", hint=f"use one of: {listing(METHODS)}")
     model = read(path)
@@ -210,11 +218,22 @@ def plan_example_input(
     if key in meta.signature_keys():
         raise NameCollision(f"signature '{key}' already exists in {model.ref}", hint="choose another key with --as")
     features = feature_spec(view, spec_file)
+    if image_feature is not None:
+        features = _with_image_feature(view, features, image_feature, image_options or {})
     return ExamplePlan(
         model=model, meta=meta, signature=view, method=method, target=key, features=features,
         output=_score_output(view, method, output), base=target_base(model, out_base), route=_route(meta, route),
         classes="classes" if method == "classify" and _labelled(view) else None,
     )  # fmt: skip
+
+
+def _with_image_feature(
+    view: SignatureView, features: tuple[ExampleFeature, ...], name: str, options: dict
+) -> tuple[ExampleFeature, ...]:
+    image = choose_input(view, options.pop("input_alias", None))
+    spec = image_spec(image, decoding=options)
+    feature = ExampleFeature(name, image.alias, "string", spec.tf_dtype, (), image=spec)
+    return tuple(feature if f.alias == image.alias else f for f in features)
 
 
 def sample_values(feature: ExampleFeature, index: int) -> list[Any]:

@@ -160,3 +160,29 @@ def test_bad_requests_exit_2_and_write_nothing(model_copy, tmp_path: Path, fixtu
     before = tree_digest(base)
     assert_one_line_error(run_cli("example-input", base, *args), *words)
     assert tree_digest(base) == before
+
+
+def test_image_feature_decodes_with_image_input_preset(model_copy, tmp_path: Path) -> None:
+    """`image/encoded` bytes inside a tf.Example decode with `--preset resnet50`, as image-input does."""
+    import base64
+
+    from tests.conftest import FIXTURES
+    from tests.test_image_input_presets import keras_reference
+
+    base = model_copy("keras_image")
+    args = ("--image-feature", "image/encoded", "--preset", "resnet50", "--json")
+    result = run_cli("example-input", base, *args)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["features"][0]["image"] is True
+    jpeg = (FIXTURES / "images" / "sample.jpg").read_bytes()
+    proto = tf.train.Example()
+    proto.features.feature["image/encoded"].bytes_list.value.append(jpeg)
+    serialized = np.array([proto.SerializeToString()], dtype=object)
+    with load_session(base / "1", ("serve",)) as old, load_session(base / "2", ("serve",)) as new:
+        want = old.run("serving_default", {"image": keras_reference("resnet50", jpeg, 64, 64)})["output_0"]
+        assert np.allclose(new.run("predict_examples", {"inputs": serialized})["output_0"], want, rtol=1e-5)
+    got = run_tf2(load_tf2(base / "2"), "predict_examples", {"inputs": serialized})["output_0"]
+    assert np.allclose(got, want, rtol=1e-5)
+    body = {"signature_name": "predict_examples", "instances": [{"b64": base64.b64encode(serialized[0]).decode()}]}
+    answer = run_body(base / "2", body, tmp_path)
+    assert np.allclose(answer["predictions"], want, rtol=1e-5)

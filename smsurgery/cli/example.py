@@ -26,6 +26,13 @@ def example_input(
     spec_file: Annotated[
         str | None, typer.Option("--spec", help="Feature spec file (JSON or TOML): input alias -> feature.")
     ] = None,
+    image_feature: Annotated[
+        str | None,
+        typer.Option("--image-feature", help="Feed the image input from this bytes feature (e.g. image/encoded)."),
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="With --image-feature: image-input's preset (e.g. resnet50).")
+    ] = None,
     route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
@@ -39,7 +46,8 @@ def example_input(
         report = add_example_input(
             path, signature, tags=parse_tags(tags), out_base=target.base, new_version=target.version,
             verify=target.verify, rtol=target.rtol, atol=target.atol, target=new_key, method=method, output=output,
-            spec_file=spec_file, route=route,
+            spec_file=spec_file, route=route, image_feature=image_feature,
+            image_options={"preset": preset} if preset else {},
         )  # fmt: skip
     if as_json:
         print_json(report.to_json())

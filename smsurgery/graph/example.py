@@ -24,6 +24,8 @@ import numpy as np
 from smsurgery.comparison import tolerance
 from smsurgery.example_plan import INPUT_ALIAS, ExampleFeature, ExamplePlan, plan_example_input, sample_values
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
+from smsurgery.graph.image import decode_images, sample_jpeg
+from smsurgery.graph.image_plan import ImageSpec
 
 SCHEMA = "smsurgery.example-input/1"
 SAMPLE_EXAMPLES = 3
@@ -48,7 +50,9 @@ class ExamplePreprocessor:
         spec = {}
         for feature in self.features:
             dtype = tf.as_dtype(feature.dtype)
-            if feature.var_len:
+            if feature.image is not None:
+                spec[feature.name] = tf.io.FixedLenFeature([], tf.string)
+            elif feature.var_len:
                 spec[feature.name] = tf.io.VarLenFeature(dtype)
             else:
                 spec[feature.name] = tf.io.FixedLenFeature(list(feature.shape), dtype)
@@ -57,6 +61,9 @@ class ExamplePreprocessor:
             values = {}
             for feature in self.features:
                 value = parsed[feature.name]
+                if feature.image is not None:
+                    values[feature.alias] = decode_images(tf, value, feature.image)
+                    continue
                 if feature.var_len:
                     value = tf.sparse.to_dense(value)
                 if feature.input_dtype != feature.dtype:
@@ -74,12 +81,16 @@ def serialized_samples(tf: Any, features: tuple[ExampleFeature, ...], count: int
     for index in range(count):
         proto = tf.train.Example()
         for feature in features:
-            values = sample_values(feature, index)
+            values = sample_values(feature, index) if feature.image is None else [_sample_image(tf, feature.image)]
             entry = proto.features.feature[feature.name]
             target = {"float32": entry.float_list, "int64": entry.int64_list, "string": entry.bytes_list}
             target[feature.dtype].value.extend(values)
         examples.append(proto.SerializeToString())
     return examples
+
+
+def _sample_image(tf: Any, spec: ImageSpec) -> bytes:
+    return sample_jpeg(tf, spec.height * 3 // 2 + 5, spec.width * 2 // 3 + 7, spec.channels)
 
 
 @dataclass(frozen=True)

@@ -399,6 +399,16 @@ def _route(meta: MetaGraph, route: str | None) -> str:
     return route
 
 
+def image_spec(
+    image: TensorView, *, size: Sequence[int] | None = None, channels: int | None = None, decoding: dict | None = None
+) -> ImageSpec:
+    """How image files become rows of `image` (also used for image features inside tf.Examples)."""
+    decoding = dict(decoding or {})
+    layout = _layout(image, decoding.get("layout"))
+    count = _channels(image, channels, layout)
+    return _spec(image, count, _size(image, size, layout), {**decoding, "layout": layout})
+
+
 def plan_image_input(
     path: str | Path,
     signature: str | None = None,
@@ -431,9 +441,7 @@ def plan_image_input(
     key = signature or "serving_default"
     view = meta.signature(key)
     image = choose_input(view, input_alias)
-    layout = _layout(image, decoding.get("layout"))  # type: ignore[arg-type]
-    count = _channels(image, channels, layout)
-    spec = _spec(image, count, _size(image, size, layout), {**decoding, "layout": layout})
+    spec = image_spec(image, size=size, channels=channels, decoding=decoding)
     new_alias = _check_name(input_name or f"{image.alias}_bytes", "input name")
     if new_alias in {t.alias for t in view.inputs if t.alias != image.alias}:
         raise NameCollision(
