@@ -409,12 +409,14 @@ def sample_tensor_json(
     seed: int = 0,
     features: list[FeatureSpec] | None = None,
     example_bytes: Any = None,
+    image: bool | None = None,
 ) -> Any:
     """A sample value for one signature input, with its batch dimension.
 
     String inputs that feed a parse op get serialized tf.Examples (b64),
-    built by `example_bytes(example_object) -> bytes`; string inputs named like
-    an image get a tiny PNG; other strings get readable text.
+    built by `example_bytes(example_object) -> bytes`; image inputs (`image`
+    True: recorded in the model by image-input; None: the alias mentions an
+    image) get a tiny PNG; other strings get readable text.
     """
     array = sample_array(tensor, batch=batch, seed=seed)
     if tensor.dtype != "DT_STRING":
@@ -424,7 +426,7 @@ def sample_tensor_json(
     count = int(array.size)
     if features is not None and example_bytes is not None:
         items = [b64(example_bytes(sample_example(features, index=i, seed=seed))) for i in range(count)]
-    elif "image" in tensor.alias.lower():
+    elif image or (image is None and "image" in tensor.alias.lower()):
         items = [b64(tiny_png(seed=seed + i)) for i in range(count)]
     else:
         items = [string_json(v, tensor.alias) for v in array.ravel()]

@@ -8,6 +8,7 @@ Values are deterministic for a seed, so two versions see the same inputs.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,16 @@ def concrete_shape(shape: tuple[int, ...] | None, batch: int) -> tuple[int, ...]
     return tuple((batch if i == 0 else 2) if d < 0 else d for i, d in enumerate(shape))
 
 
-def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0) -> np.ndarray:
-    """A deterministic array that fits the tensor's dtype and shape."""
+def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0, image: bool = False) -> np.ndarray:
+    """A deterministic array that fits the tensor's dtype and shape; `image`: PNG files for a string input."""
     shape = concrete_shape(tensor.shape, batch)
     rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
     dtype = numpy_dtype(tensor.dtype)
+    if dtype is np.object_ and image:
+        from smsurgery.examples import tiny_png
+
+        count = int(np.prod(shape, dtype=np.int64))
+        return np.array([tiny_png(seed=seed + i) for i in range(count)], dtype=object).reshape(shape)
     if dtype is np.object_:
         flat = [f"{tensor.alias}-{i}".encode() for i in range(int(np.prod(shape, dtype=np.int64)))]
         return np.array(flat, dtype=object).reshape(shape)
@@ -67,6 +73,12 @@ def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0) -> np.nda
     return rng.uniform(0.0, 1.0, size=shape).astype(dtype)
 
 
-def sample_inputs(signature: SignatureView, *, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Sample arrays for every plain (non-composite) input of a signature, by alias."""
-    return {t.alias: sample_array(t, batch=batch, seed=seed) for t in signature.inputs if t.name is not None}
+def sample_inputs(
+    signature: SignatureView, *, batch: int = 1, seed: int = 0, images: Collection[str] = ()
+) -> dict[str, np.ndarray]:
+    """Sample arrays for every plain (non-composite) input of a signature, by alias; `images`: image inputs."""
+    return {
+        t.alias: sample_array(t, batch=batch, seed=seed, image=t.alias in images)
+        for t in signature.inputs
+        if t.name is not None
+    }

@@ -36,6 +36,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "diff": ("diff",),
     "request": ("request", "run", "warmup"),
     "image": ("image-input",),
+    "example": ("example-input",),
+    "labels": ("labels",),
     "convert": ("convert",),
     "scan": ("scan",),
     "tensors": ("tensors",),

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import Tolerance, compare_arrays, tolerance
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
 from smsurgery.model import SignatureView, read
@@ -152,32 +153,6 @@ def _run_plan(path: Path, tags: tuple[str, ...], plan: list[tuple[str, dict[str,
         return _failure(error)
 
 
-def _as_float(array: np.ndarray) -> np.ndarray:
-    return array.astype(np.float64) if array.dtype.kind in "biuf" else array.astype(np.complex128)
-
-
-def diff_arrays(old: np.ndarray, new: np.ndarray, rtol: float, atol: float) -> tuple[str, float | None, float | None]:
-    """(status, max abs diff, max rel diff) of `new` against reference `old` (numpy.allclose semantics)."""
-    old, new = np.asarray(old), np.asarray(new)
-    if old.shape != new.shape:
-        return "differs", None, None
-    if old.dtype.kind not in "biufc" or new.dtype.kind not in "biufc":
-        return ("identical", 0.0, 0.0) if np.array_equal(old, new) else ("differs", None, None)
-    if old.size == 0:
-        return "identical", 0.0, 0.0
-    a, b = _as_float(old), _as_float(new)
-    both_nan = np.isnan(a) & np.isnan(b)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        delta = np.where(both_nan, 0.0, np.abs(a - b))
-        delta = np.where(np.isnan(delta), np.inf, delta)
-        rel = np.where(delta == 0, 0.0, delta / np.abs(a))
-    max_abs, max_rel = float(np.max(delta)), float(np.max(rel))
-    if max_abs == 0.0 and old.dtype == new.dtype:
-        return "identical", max_abs, max_rel
-    within = bool(np.all(delta <= atol + rtol * np.abs(a)))
-    return ("within" if within else "differs"), max_abs, max_rel
-
-
 def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | None:
     """The declared dtype of an output against what the graph actually returned."""
     try:
@@ -202,18 +177,9 @@ def _output_diffs(
         elif not compare or origin is None:
             diffs.append(OutputDiff(alias, origin, "changed" if pair.old else "new"))
         else:
-            status, max_abs, max_rel = diff_arrays(old[origin], new[alias], rtol, atol)
-            detail = _diff_detail(np.asarray(old[origin]), np.asarray(new[alias]), max_abs, max_rel)
-            diffs.append(OutputDiff(alias, origin, status, max_abs, max_rel, detail))
+            result = compare_arrays(old[origin], new[alias], Tolerance(rtol, atol))
+            diffs.append(OutputDiff(alias, origin, result.status, result.max_abs, result.max_rel, result.detail))
     return diffs
-
-
-def _diff_detail(old: np.ndarray, new: np.ndarray, max_abs: float | None, max_rel: float | None) -> str:
-    if max_abs is not None:
-        return f"max abs diff {max_abs:.6g}, max rel diff {max_rel:.6g}"
-    if old.shape != new.shape:
-        return f"shape {old.shape} -> {new.shape}"
-    return "values differ"
 
 
 def _compare_pair(
@@ -326,9 +292,9 @@ def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray
     if isinstance(tf1, Failure):
         return "agrees"  # runs under TF2 only: nothing to compare
     for alias in outputs:
-        status, max_abs, _ = diff_arrays(tf1[alias], values[alias], rtol=1e-6, atol=1e-6)
-        if status == "differs":
-            return f"output '{alias}' differs from the TF1 loader's (max abs diff {max_abs})"
+        result = compare_arrays(tf1[alias], values[alias], Tolerance(rtol=1e-6, atol=1e-6))
+        if not result:
+            return f"output '{alias}' differs from the TF1 loader's ({result.detail})"
     return "agrees"
 
 
@@ -338,8 +304,8 @@ def compare(
     *,
     signature: str | None = None,
     tags: tuple[str, ...] | None = None,
-    rtol: float = 0.0,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ComparisonReport:
     """Run the signatures A and B share on the same inputs; report max abs/rel difference per output."""
     model_a, model_b = read(a), read(b)
@@ -362,7 +328,8 @@ def compare(
             inputs={t.alias: (t.alias if t.alias in inputs_a else None) for t in sig_b.inputs},
             outputs={t.alias: t.alias for t in sig_b.outputs if t.alias in {o.alias for o in sig_a.outputs}},
         ))  # fmt: skip
-    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=rtol, atol=atol)
+    tol = tolerance(rtol, atol)
+    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=tol.rtol, atol=tol.atol)
     for ref, results in ((model_a.ref, runs.results_a), (model_b.ref, runs.results_b)):
         if isinstance(results, Failure) and pairs:
             raise LoaderFailed(f"cannot compare: {ref} does not load with the TF1 loader ({results.message})")
@@ -381,16 +348,20 @@ def verify_edit(
     pairs: list[SignaturePair],
     *,
     tf2: bool,
-    rtol: float = 0.0,
-    atol: float = 0.0,
+    rtol: float | None = None,
+    atol: float | None = None,
     new_tags: tuple[str, ...] | None = None,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`.
+    """Old against new: unchanged outputs must match within the tolerance (`comparison` defaults).
 
+    An edit that leaves a computation alone gives identical outputs in the TF1
+    loader (reported as `identical`); the tolerance is there for re-exports
+    whose kernels round differently (reported as `within`, with the figures).
     `new_tags`: the meta graph to check in the new version, when an edit retagged it.
     """
+    tol = tolerance(rtol, atol)
     new_tags = tags if new_tags is None else new_tags
-    runs = _run_comparison(old, new, tags, pairs, rtol=rtol, atol=atol, tags_b=new_tags)
+    runs = _run_comparison(old, new, tags, pairs, rtol=tol.rtol, atol=tol.atol, tags_b=new_tags)
     if tf2:
         _check_tf2_view(runs, old, new, tags, new_tags)
     return runs.report
