@@ -27,8 +27,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
-import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ import numpy as np
 from smsurgery import protos
 from smsurgery.errors import InvalidRequest
 from smsurgery.model import DEFAULT_SIGNATURE, SignatureView, TensorView
-from smsurgery.samples import sample_array
+from smsurgery.samples import sample_array, tiny_png
 from smsurgery.serving import (
     METHOD_NAMES,
     Raw,
@@ -352,19 +350,6 @@ def sample_feature_value(feature: FeatureSpec, *, index: int = 0, seed: int = 0)
 def sample_example(features: list[FeatureSpec], *, index: int = 0, seed: int = 0) -> dict[str, Any]:
     """One example object (feature name -> value) in Serving's `examples` format."""
     return {f.name: sample_feature_value(f, index=index, seed=seed) for f in features}
-
-
-def tiny_png(width: int = 8, height: int = 8, *, seed: int = 0) -> bytes:
-    """A valid RGB PNG built with zlib: image-decoding inputs accept it."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def b64(data: bytes) -> dict[str, str]:

@@ -8,6 +8,8 @@ Values are deterministic for a seed, so two versions see the same inputs.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Collection
 from typing import Any
 
@@ -59,8 +61,6 @@ def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0, image: bo
     rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
     dtype = numpy_dtype(tensor.dtype)
     if dtype is np.object_ and image:
-        from smsurgery.examples import tiny_png
-
         count = int(np.prod(shape, dtype=np.int64))
         return np.array([tiny_png(seed=seed + i) for i in range(count)], dtype=object).reshape(shape)
     if dtype is np.object_:
@@ -82,3 +82,16 @@ def sample_inputs(
         for t in signature.inputs
         if t.name is not None
     }
+
+
+def tiny_png(width: int = 8, height: int = 8, *, seed: int = 0) -> bytes:
+    """A valid RGB PNG built with zlib: image-decoding inputs accept it."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
