@@ -13,21 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import compare_arrays
 from smsurgery.errors import SmsurgeryError
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from smsurgery.graph.verify import diff_arrays
 from smsurgery.model import read
 from smsurgery.samples import numpy_dtype, sample_inputs
-
-TOLERANCE = 1e-6
 
 
 def _differences(expected: dict, actual: dict, what: str) -> list[str]:
     problems = []
     for alias, value in expected.items():
-        status, max_abs, _ = diff_arrays(value, actual[alias], rtol=TOLERANCE, atol=TOLERANCE)
-        if status == "differs":
-            problems.append(f"{what}: output '{alias}' differs from the source fed the cast input (max abs {max_abs})")
+        compared = compare_arrays(value, actual[alias])
+        if not compared:
+            problems.append(f"{what}: output '{alias}' differs from the source fed the cast input ({compared.detail})")
     return problems
 
 

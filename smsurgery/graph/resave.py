@@ -16,18 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smsurgery.comparison import compare_arrays
 from smsurgery.errors import SmsurgeryError, UnsupportedModel, VerificationFailed
 from smsurgery.graph.export import publish_saved
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session, load_tf2, run_tf2
-from smsurgery.graph.verify import diff_arrays
 from smsurgery.integrity import require_intact
 from smsurgery.layout import ModelRef
 from smsurgery.model import MetaGraph, read
 from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, target_base
 from smsurgery.samples import sample_inputs
 from smsurgery.target import PublishTarget
-
-TOLERANCE = 1e-6
 
 
 @dataclass
@@ -56,9 +54,9 @@ def _compare(loaded: Any, meta: MetaGraph, staging: Path, notes: list[str]) -> l
                     problems.append(f"'{key}' fails under the {loader}: {error}")
                     continue
                 for alias, value in expected.items():
-                    status, max_abs, _ = diff_arrays(value, values[alias], rtol=TOLERANCE, atol=TOLERANCE)
-                    if status == "differs":
-                        problems.append(f"'{key}/{alias}' under the {loader} differs (max abs {max_abs})")
+                    compared = compare_arrays(value, values[alias])
+                    if not compared:
+                        problems.append(f"'{key}/{alias}' under the {loader} differs ({compared.detail})")
     return problems
 
 

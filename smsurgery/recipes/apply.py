@@ -10,6 +10,7 @@ same atomic, verified path as every edit command.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -128,9 +129,11 @@ def apply(
 def _apply_parallel(
     recipe: RecipeFile, names: list[str], target: PublishTarget, jobs: int, done: Callable[[ModelOutcome], bool]
 ) -> None:
-    # fork: the parent never imports TensorFlow, so children start clean and fast. A few models are
-    # queued per worker so that none waits on a round trip; after a failure the queued ones are cancelled.
-    context = multiprocessing.get_context("fork")
+    # fork is fast and safe while this process has not imported TensorFlow (the CLI never does);
+    # a forked child of a process whose TensorFlow threads run can deadlock, so a Python caller that
+    # imported it gets forkserver. A few models are queued per worker so that none waits on a round
+    # trip; after a failure the queued ones are cancelled.
+    context = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
     pending = list(reversed(names))
     running: set[Future[ModelOutcome]] = set()
     stop = False
