@@ -250,7 +250,7 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
             raise VerificationFailed("the edited model does not do what the edit promised: " + "; ".join(broken))
         from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
 
-        result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft.meta))
+        result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft.meta), lineage.tags)
         result.verification.notes.extend(result.checks)
 
     result.published = publish_proto(

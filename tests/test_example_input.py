@@ -55,7 +55,10 @@ def test_half_plus_two_answers_like_its_own_tf_example_signatures(model_copy, tm
     jsonschema.validate(report, SCHEMA)
     assert report["schema"] == "smsurgery.example-input/1" and report["route"] == "session"
     assert report["features"] == [
-        {"name": "x", "alias": "x", "dtype": "float32", "input_dtype": "float32", "shape": [1], "var_len": False, "image": False}
+        {
+            "name": "x", "alias": "x", "dtype": "float32", "input_dtype": "float32", "shape": [1], "var_len": False,
+            "image": False,
+        }
     ]
     assert run_cli("example-input", base, "--method", "classify", "--as", "classify_mine").code == 0
     version = base / str(report["version"] + 1)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import compare_arrays
 from smsurgery.errors import SmsurgeryError, VerificationFailed
 from smsurgery.function_outputs import Trace, root_name, trace_output
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, session_for
@@ -26,13 +27,18 @@ from smsurgery.graphmodel import parse_input
 from smsurgery.model import INIT_OP_SIGNATURE, read
 from smsurgery.samples import sample_inputs
 
-RTOL, ATOL = 1e-5, 1e-6
 BATCH, SEED = 2, 0
 
 
-def check_exposed(source: Path, staging: Path, tags: tuple[str, ...], pairs: list[Any]) -> list[str]:
-    """Notes, one per checked output; VerificationFailed when an exposed value differs from the source's."""
-    new_meta = read(staging).meta_graph(tags)
+def check_exposed(
+    source: Path, staging: Path, tags: tuple[str, ...], pairs: list[Any], new_tags: tuple[str, ...] | None = None
+) -> list[str]:
+    """Notes, one per checked output; VerificationFailed when an exposed value differs from the source's.
+
+    `new_tags`: the staged version's tag set, when the edit retagged the meta graph.
+    """
+    new_tags = tags if new_tags is None else new_tags
+    new_meta = read(staging).meta_graph(new_tags)
     source_meta = read(source).meta_graph(tags).proto
     jobs = []
     for pair in pairs:
@@ -55,7 +61,7 @@ def check_exposed(source: Path, staging: Path, tags: tuple[str, ...], pairs: lis
     for pair, alias, trace, source_key in jobs:
         feeds = sample_inputs(new_meta.signature(pair.new), batch=BATCH, seed=SEED)
         try:
-            with load_session(staging, tags) as session:
+            with load_session(staging, new_tags) as session:
                 got = session.run(pair.new, feeds, outputs=[alias])[alias]
             want = _inlined_value(loaded, source_key, trace, _source_feeds(pair, feeds, source_meta, source_key))
         except SmsurgeryError as error:
@@ -65,7 +71,7 @@ def check_exposed(source: Path, staging: Path, tags: tuple[str, ...], pairs: lis
             notes.append(f"output '{alias}' of '{pair.new}': TensorFlow's inlining of the source renamed "
                          f"{trace.inlined_name}; not checked independently")  # fmt: skip
             continue
-        if got.shape != want.shape or not np.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True):
+        if not compare_arrays(want, got):
             raise VerificationFailed(
                 f"output '{alias}' of '{pair.new}' differs from {trace.node} of the source computed with its "
                 "functions inlined; nothing was published"
