@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from smsurgery.errors import InvalidEdit, listing
+from smsurgery.json_fields import wrong_field
 from smsurgery.signatures import (
     EditReport,
     add_output,
@@ -143,6 +144,9 @@ def edit_from_json(data: Mapping[str, Any]) -> Edit:
         raise InvalidEdit(f"unknown edit {op!r}", hint=f"ops: {listing(sorted(EDIT_TYPES))}")
     cls = EDIT_TYPES[data["op"]]
     arguments = {k: v for k, v in data.items() if k != "op"}
+    wrong = wrong_field(cls, arguments)
+    if wrong is not None:
+        raise InvalidEdit(f"edit {data['op']}: {wrong}")
     try:
         return cls(**arguments)
     except TypeError as error:

@@ -28,6 +28,7 @@ from smsurgery.errors import InvalidRequest, PathNotFound
 from smsurgery.examples import parse_input_flags
 from smsurgery.grpc_requests import grpc_request, message_text
 from smsurgery.request_body import BuiltRequest, build_request, curl_line
+from smsurgery.user_files import BODY_LIMIT, read_user_file
 
 InputOpt = Annotated[
     list[str] | None,
@@ -183,12 +184,7 @@ def run(
 
 
 def _read_body(body: str) -> bytes:
-    if body == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(body).read_bytes()
-    except OSError as error:
-        raise PathNotFound(f"cannot read body {body}: {error.strerror}") from error
+    return read_user_file(body, what="body", limit=BODY_LIMIT, error=InvalidRequest)
 
 
 def warmup(
