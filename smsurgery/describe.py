@@ -38,7 +38,7 @@ def describe_model(
 ) -> dict[str, Any]:
     meta = model.meta_graph(tags)
     require_intact(model)  # a missing shard or an escaping symlink is an error, not a detail
-    signatures = [meta.signature(signature)] if signature else meta.signatures()
+    signatures = [meta.signature(signature)] if signature is not None else meta.signatures()
     ref = model.ref
     variables = model.variables()
     result: dict[str, Any] = {

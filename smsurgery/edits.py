@@ -139,7 +139,7 @@ EDIT_TYPES: dict[str, type[Edit]] = {
 
 def edit_from_json(data: Mapping[str, Any]) -> Edit:
     """`{"op": "rename_signature", "old": "a", "new": "b"}` -> RenameSignature("a", "b")."""
-    if not isinstance(data, Mapping) or data.get("op") not in EDIT_TYPES:
+    if not isinstance(data, Mapping) or not isinstance(data.get("op"), str) or data["op"] not in EDIT_TYPES:
         op = data.get("op") if isinstance(data, Mapping) else data
         raise InvalidEdit(f"unknown edit {op!r}", hint=f"ops: {listing(sorted(EDIT_TYPES))}")
     cls = EDIT_TYPES[data["op"]]
