@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.integrity import require_intact
-from smsurgery.layout import list_versions
-from smsurgery.model import SavedModelFile, read
+from smsurgery.layout import scan_versions
+from smsurgery.model import DEFAULT_TAGS, SavedModelFile, read
+from smsurgery.show_warnings import show_warnings
 
 SHOW_SCHEMA = "smsurgery.show/1"
 
@@ -40,13 +41,14 @@ def describe_model(
     require_intact(model)  # a missing shard or an escaping symlink is an error, not a detail
     signatures = [meta.signature(signature)] if signature is not None else meta.signatures()
     ref = model.ref
+    listing = scan_versions(ref.base) if ref.base is not None else None
     variables = model.variables()
     result: dict[str, Any] = {
         "schema": SHOW_SCHEMA,
         "path": str(ref.version_dir),
         "base": str(ref.base) if ref.base is not None else None,
         "version": ref.version,
-        "versions": sorted(list_versions(ref.base)) if ref.base is not None else [],
+        "versions": sorted(listing.versions) if listing is not None else [],
         "format": ref.saved_model_file.name,
         "kind": meta.kind,
         "tag_sets": [list(t) for t in model.tag_sets],
@@ -57,6 +59,7 @@ def describe_model(
         "assets": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets")],
         "assets_extra": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets.extra")],
     }
+    result["warnings"] = show_warnings(model, meta, listing, tags if tags is not None else DEFAULT_TAGS)
     if ops:
         result["ops"] = meta.op_histogram()
     return result

@@ -1,12 +1,14 @@
 """Apply signature edits to a version and publish the result as the next version.
 
-The one entry point, `edit(path, [RenameSignature("serving_default", "predict"), ...])`,
-reads the source version (TensorFlow not imported), applies the edits to a
-copy of its protos, validates the result (every tensor exists, both loaders'
-views agree), stages the new version beside the old ones, verifies it
+Three steps, each callable on its own: `Draft(read(path))` holds an edited
+copy of a version's protos in memory (TensorFlow not imported), `.apply(...)`
+chains edits on it, and `publish(draft, target)` validates the result (every
+tensor exists, both loaders' views agree), stages the new version beside the
+old ones, verifies it
 against the old one through the TF1 loader (and `tf.saved_model.load` for
 TF2 exports) *inside the staging folder*, and only then renames it into
-place. Any error along the way leaves nothing behind.
+place. Any error along the way leaves nothing behind. `edit(path, edits)` is
+the one-call form of the three.
 
 `Lineage` remembers where each signature and alias of the result came from,
 so that verification compares `predict/y` of the new version with
@@ -16,7 +18,7 @@ so that verification compares `predict/y` of the new version with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,10 @@ from smsurgery import objectgraph, protos
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
-from smsurgery.model import read
-from smsurgery.publish import ProgressCallback
-from smsurgery.reexport import PublishedVersion, publish_proto
+from smsurgery.model import SavedModelFile, read
+from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, publish_proto
 from smsurgery.signatures import SIDES, Change, EditReport, user_keys
+from smsurgery.target import PublishTarget
 from smsurgery.validate import problems, validate
 
 EDIT_SCHEMA = "smsurgery.edit/1"
@@ -97,6 +99,7 @@ class EditResult:
     published: PublishedVersion | None
     report: EditReport
     verification: Any = None  # graph.verify.ComparisonReport, when verification ran
+    checks: list[str] = field(default_factory=list)  # independent checks of exposed inner tensors (in notes too)
 
     @property
     def path(self) -> Path | None:
@@ -121,26 +124,86 @@ class EditResult:
         }  # fmt: skip
 
 
-def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = False) -> tuple[EditReport, Lineage]:
-    """Apply `edits` in order to MetaGraphDef `meta` (in place); the combined report and lineage."""
-    lineage = Lineage(meta)
-    report = EditReport()
-    if drop_object_graph:
-        if objectgraph.has_object_graph(meta):
-            objectgraph.drop_object_graph(meta)
-            report.changes.append(
+class Draft:
+    """An edited copy of one meta graph of a source version, in memory: edits chain, publish once.
+
+    `Draft(read(path)).apply(RenameSignature(...)).apply(AddOutput(...))`
+    changes only this copy (the source's protos stay as read), and remembers
+    what each edit changed and where every signature came from, so that
+    `publish` can verify the result against the source.
+    """
+
+    def __init__(self, source: SavedModelFile, tags: tuple[str, ...] | None = None) -> None:
+        self.source = source
+        self.source_meta = source.meta_graph(tags)
+        self.saved_model = protos.SavedModel()
+        self.saved_model.CopyFrom(source.proto)
+        position = [tuple(m.meta_info_def.tags) for m in source.proto.meta_graphs].index(self.source_meta.tags)
+        self.meta = self.saved_model.meta_graphs[position]
+        self.lineage = Lineage(self.meta)
+        self.report = EditReport()
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.source_meta.tags
+
+    def apply(self, *edits: Edit) -> Draft:
+        """Apply `edits` in order to this draft; returns the draft, so calls chain."""
+        for item in edits:
+            if not isinstance(item, Edit):
+                raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
+            step = item.apply(self.meta)
+            for change in step.changes:
+                self.lineage.fold(change)
+            self.report.extend(step)
+        return self
+
+    def drop_object_graph(self) -> Draft:
+        """Write without the object graph, so `tf.saved_model.load` reads signature_def as the TF1 loader does."""
+        if objectgraph.has_object_graph(self.meta):
+            objectgraph.drop_object_graph(self.meta)
+            self.report.changes.append(
                 Change("drop_object_graph", "", detail="object graph dropped: both loaders read signature_def")
             )
         else:
-            report.warnings.append("no object graph to drop: this is a TF1 export")
-    for item in edits:
-        if not isinstance(item, Edit):
-            raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
-        step = item.apply(meta)
-        for change in step.changes:
-            lineage.fold(change)
-        report.extend(step)
-    return report, lineage
+            self.report.warnings.append("no object graph to drop: this is a TF1 export")
+        return self
+
+
+def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
+    """Validate `draft`, stage it as a new version, verify it against its source, then make it visible.
+
+    Verification compares every signature the draft kept with the one of the
+    source it came from (exactly, unless `target` sets tolerances); nothing
+    is published if it fails.
+    """
+    validate(draft.meta, problems(draft.source_meta.proto))
+    result = EditResult(source=draft.source.ref, tags=draft.tags, published=None, report=draft.report)
+    rtol, atol = target.tolerances(0.0, 0.0)
+
+    def before_publish(staging: Path) -> None:
+        from smsurgery.graph.verify import verify_edit
+
+        result.verification = verify_edit(
+            draft.source.path, staging, draft.tags, draft.lineage.pairs(draft.meta),
+            tf2=draft.source_meta.kind == "tf2", rtol=rtol, atol=atol,
+        )  # fmt: skip
+        if not result.verification.ok:
+            raise VerificationFailed(
+                "the edited model does not compute what the source did, nothing was published: "
+                + "; ".join(result.verification.failures())
+            )
+        from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
+
+        result.checks = check_exposed(draft.source.path, staging, draft.tags, draft.lineage.pairs(draft.meta))
+        result.verification.notes.extend(result.checks)
+
+    result.published = publish_proto(
+        draft.source, draft.saved_model, target, before_publish=before_publish if target.verify else None
+    )
+    if result.verification is not None:  # it ran in the staging folder; report the version it became
+        result.verification.b = str(result.published.path)
+    return result
 
 
 def edit(
@@ -148,45 +211,13 @@ def edit(
     edits: Sequence[Edit],
     *,
     tags: tuple[str, ...] | None = None,
-    out: str | Path | None = None,
-    version: int | None = None,
-    verify: bool = True,
-    link: bool = True,
+    target: PublishTarget = DEFAULT_TARGET,
     drop_object_graph: bool = False,
-    progress: ProgressCallback | None = None,
 ) -> EditResult:
-    """Apply `edits` to the meta graph `tags` of `path` and publish the result as a new version.
-
-    `out` publishes into another model base; `version` asks for a number
-    (refused if taken); `link=False` copies variable shards instead of
-    hard-linking them; `verify=False` skips running old and new.
-    """
+    """Read `path`, apply `edits` to its meta graph `tags`, publish the result as `target`: the one-call form."""
     if not edits and not drop_object_graph:
         raise InvalidEdit("no edits given")
-    model = read(path)
-    meta_view = model.meta_graph(tags)
-    saved = protos.SavedModel()
-    saved.CopyFrom(model.proto)
-    position = [tuple(m.meta_info_def.tags) for m in model.proto.meta_graphs].index(meta_view.tags)
-    meta = saved.meta_graphs[position]
-    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
-    validate(meta, problems(meta_view.proto))
-    result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
-
-    def before_publish(staging: Path) -> None:
-        from smsurgery.graph.verify import verify_edit
-
-        result.verification = verify_edit(
-            model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=meta_view.kind == "tf2"
-        )
-        if not result.verification.ok:
-            raise VerificationFailed(
-                "the edited model does not compute what the source did, nothing was published: "
-                + "; ".join(result.verification.failures())
-            )
-
-    result.published = publish_proto(
-        model, saved, out_base=out, version=version, link=link, progress=progress,
-        before_publish=before_publish if verify else None,
-    )  # fmt: skip
-    return result
+    draft = Draft(read(path), tags)
+    if drop_object_graph:
+        draft.drop_object_graph()
+    return publish(draft.apply(*edits), target)

@@ -49,29 +49,92 @@ class ModelRef:
         return str(self.version_dir)
 
 
+# absl::ascii_isspace: the characters SimpleAtoi strips from both ends.
+_ASCII_SPACE = " \t\n\v\f\r"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def parse_version_name(name: str) -> int | None:
+    """The version Serving reads from a folder name, or None if it skips the name.
+
+    `file_system_storage_path_source.cc` parses each child of the base with
+    `absl::SimpleAtoi` into an int64: ASCII whitespace is stripped from both
+    ends, one `+` or `-` sign may lead, then base-10 digits only (leading zeros
+    allowed), and the value must fit in an int64. So `007`, `+7` and ` 7` are
+    all version 7, and `-1` is version -1, while `9223372036854775808` is skipped.
+    """
+    text = name.strip(_ASCII_SPACE)
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or any(c not in "0123456789" for c in digits):
+        return None
+    number = int(text)
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
 def is_version_name(name: str) -> bool:
-    """TensorFlow Serving reads any non-negative integer name as a version."""
-    return name.isascii() and name.isdigit()
+    """True when TensorFlow Serving reads this folder name as a version."""
+    return parse_version_name(name) is not None
+
+
+def check_new_version(number: int) -> int:
+    """A version number a writer may publish: 0 .. 2^63-1, written as plain digits.
+
+    Serving would read `-1` too, but a negative version sorts below every other
+    one and is nobody's intent; numbers past int64 are folders Serving skips.
+    """
+    if not 0 <= number <= INT64_MAX:
+        raise VersionNotFound(
+            f"version {number} is not one TensorFlow Serving can serve",
+            hint=f"versions are integers from 0 to {INT64_MAX} (int64)",
+        )
+    return number
+
+
+@dataclass(frozen=True)
+class VersionListing:
+    """A model base as Serving's file-system source sees it.
+
+    `versions` maps each number to the folder Serving loads it from. When two
+    names parse to one number (`1` and `01`), Serving walks the names in sorted
+    order and the last one wins; the others are in `duplicates`.
+    """
+
+    versions: dict[int, Path]
+    duplicates: dict[int, list[Path]]
+    skipped: list[str]  # names that look numeric to a person but not to Serving (`1e3`, `10**30`)
+
+    @property
+    def newest(self) -> int | None:
+        return max(self.versions, default=None)
+
+
+def scan_versions(base: Path) -> VersionListing:
+    """Every version folder of a base, chosen as Serving chooses them."""
+    try:
+        children = sorted(base.iterdir(), key=lambda child: child.name)
+    except PermissionError as error:
+        raise PathNotFound(f"cannot read {base}: permission denied") from error
+    versions: dict[int, Path] = {}
+    duplicates: dict[int, list[Path]] = {}
+    skipped: list[str] = []
+    for child in children:
+        number = parse_version_name(child.name)
+        if number is None:
+            if child.name.strip(_ASCII_SPACE)[:1].isdigit() and child.is_dir():
+                skipped.append(child.name)
+            continue
+        if not child.is_dir():
+            continue
+        if number in versions:
+            duplicates.setdefault(number, []).append(versions[number])
+        versions[number] = child  # the later name wins, as in IndexChildrenByVersion
+    return VersionListing(dict(sorted(versions.items())), duplicates, skipped)
 
 
 def list_versions(base: Path) -> dict[int, Path]:
-    """Integer-named sub-folders of a model base, by version number."""
-    versions: dict[int, Path] = {}
-    try:
-        children = list(base.iterdir())
-    except PermissionError as error:
-        raise PathNotFound(f"cannot read {base}: permission denied") from error
-    for child in children:
-        if is_version_name(child.name) and child.is_dir():
-            number = int(child.name)
-            # `1` and `001` both claim version 1; Serving would refuse too.
-            if number in versions:
-                raise VersionNotFound(
-                    f"{base} has two folders for version {number}: "
-                    f"{versions[number].name} and {child.name}"
-                )
-            versions[number] = child
-    return dict(sorted(versions.items()))
+    """Version folders of a model base by number, the folder Serving would load for each."""
+    return scan_versions(base).versions
 
 
 def has_saved_model(folder: Path) -> bool:
@@ -94,9 +157,7 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     """Turn what the user typed into one version folder holding a SavedModel."""
     path, suffix_version = split_version_suffix(text)
     if suffix_version is not None and version is not None and suffix_version != version:
-        raise SmsurgeryError(
-            f"two versions asked for: {path}@{suffix_version} and --version {version}"
-        )
+        raise SmsurgeryError(f"two versions asked for: {path}@{suffix_version} and --version {version}")
     version = version if version is not None else suffix_version
     if not path.exists():
         raise PathNotFound(f"no such file or folder: {path}", hint=_nearest_existing(path))
@@ -105,8 +166,7 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     if has_saved_model(path):
         if version is not None:
             raise VersionNotFound(
-                f"{path} is a version folder, not a model base; "
-                f"--version {version} needs the folder above it"
+                f"{path} is a version folder, not a model base; --version {version} needs the folder above it"
             )
         return _version_ref(path)
     versions = list_versions(path)
@@ -126,9 +186,10 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
 
 
 def _version_ref(folder: Path) -> ModelRef:
-    """A bare version folder; if its name is an integer, its parent is the base."""
-    if is_version_name(folder.name):
-        return ModelRef(version_dir=folder, base=folder.parent, version=int(folder.name))
+    """A bare version folder; if Serving reads its name as a version, its parent is the base."""
+    number = parse_version_name(folder.name)
+    if number is not None:
+        return ModelRef(version_dir=folder, base=folder.parent, version=number)
     return ModelRef(version_dir=folder)
 
 

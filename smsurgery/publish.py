@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smsurgery.errors import PublishError, SmsurgeryError
-from smsurgery.layout import SAVED_MODEL_FILES, has_saved_model, is_version_name, list_versions
+from smsurgery.layout import (
+    INT64_MAX,
+    SAVED_MODEL_FILES,
+    check_new_version,
+    has_saved_model,
+    is_version_name,
+    list_versions,
+)
 
 STAGING_PREFIX = ".smsurgery-staging-"
 # Exactly the names `staged_version` gives (PREFIX + pid + "-" + 8 hex digits): nothing else is removed.
@@ -50,8 +57,15 @@ class CarryReport:
 
 
 def next_version(base: Path) -> int:
+    """One past the newest version by int value, as Serving orders them; never past int64."""
     versions = list_versions(base) if base.exists() else {}
-    return max(versions, default=0) + 1
+    newest = max(versions, default=0)
+    if newest >= INT64_MAX:
+        raise PublishError(
+            f"{base} already has version {INT64_MAX}, the largest TensorFlow Serving can read",
+            hint="publish with an explicit --version below it",
+        )
+    return max(newest, 0) + 1
 
 
 def _pid_alive(pid: int) -> bool:
@@ -209,6 +223,8 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
     `version=None` takes the next free integer at publish time, so two
     concurrent writers end with two distinct versions.
     """
+    if version is not None:
+        check_new_version(version)
     refuse_base_inside_a_version(base)
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -278,4 +294,3 @@ def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
     raise PublishError(f"gave up finding a free version number in {base}")
-

@@ -21,7 +21,10 @@ from smsurgery.errors import CorruptModel, PublishError
 from smsurgery.integrity import require_intact
 from smsurgery.layout import ModelRef
 from smsurgery.model import SavedModelFile
-from smsurgery.publish import CarryReport, ProgressCallback, carry_over, staged_version, write_bytes_synced
+from smsurgery.publish import CarryReport, carry_over, staged_version, write_bytes_synced
+from smsurgery.target import PublishTarget
+
+DEFAULT_TARGET = PublishTarget()
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,12 @@ def target_base(source: SavedModelFile, out_base: str | Path | None) -> Path:
 def publish_proto(
     source: SavedModelFile,
     saved_model: Any,
+    target: PublishTarget = DEFAULT_TARGET,
     *,
-    out_base: str | Path | None = None,
-    version: int | None = None,
-    link: bool = True,
     extra_files: dict[str, bytes] | None = None,
-    progress: ProgressCallback | None = None,
     before_publish: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
-    """Write `saved_model` as a new version beside (or away from) `source`.
+    """Write `saved_model` as the new version `target` of `source`'s base (or of `target.base`).
 
     `extra_files` maps paths relative to the version folder (for example
     `assets.extra/tf_serving_warmup_requests`) to bytes; they replace files of
@@ -63,11 +63,11 @@ def publish_proto(
     runs once the staged version is complete and before it is renamed into
     place (verification); if it raises, nothing is published.
     """
-    base = target_base(source, out_base)
+    base = target_base(source, target.base)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
-    with staged_version(base, version) as staging:
-        carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=progress)
+    with staged_version(base, target.version) as staging:
+        carried = carry_over(source.path, staging.path, link=target.link, skip=set(extra), progress=target.progress)
         write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
         for relative, data in extra.items():
             write_bytes_synced(staging.path / relative, data)

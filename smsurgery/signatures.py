@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from smsurgery import objectgraph, protos
+from smsurgery import inner_edits, objectgraph, protos
 from smsurgery.errors import (
     AliasNotFound,
     DtypeMismatch,
@@ -33,6 +33,7 @@ from smsurgery.errors import (
     UnsupportedModel,
     listing,
 )
+from smsurgery.graphmodel import GraphModel
 from smsurgery.tensors import GraphIndex, base_dtype, proto_shape_text, same_shape, unfed_placeholders
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -143,18 +144,9 @@ def _side(signature: Any, key: str, alias: str, side: str | None) -> str:
     return found[0]
 
 
-def _refuse_on_object_graph(meta: Any, what: str) -> None:
-    if objectgraph.has_object_graph(meta):
-        raise UnsupportedModel(
-            f"{what} needs a new computation in the TF2 object graph, which a proto edit cannot write",
-            hint="pass --drop-object-graph (drop_object_graph=True) to publish it without the object graph: "
-            "both loaders then read signature_def, but tf.Module attributes and other functions are lost",
-        )
-
-
 def _tensor_info(meta: Any, tensor: str) -> tuple[Any, Any]:
     """A TensorInfo for graph tensor `tensor`, dtype and shape from the graph."""
-    found = GraphIndex(meta.graph_def).tensor(tensor)
+    found = GraphIndex(GraphModel(meta)).tensor(tensor)
     if found.dtype is None:
         raise UnsupportedModel(
             f"cannot tell the dtype of '{found.name}' (op {found.op}) from the graph",
@@ -170,7 +162,7 @@ def _tensor_info(meta: Any, tensor: str) -> tuple[Any, Any]:
 def _unfed(meta: Any, signature: Any) -> list[str]:
     outputs = [n for info in signature.outputs.values() for n in objectgraph.tensor_info_names(info)]
     inputs = [n for info in signature.inputs.values() for n in objectgraph.tensor_info_names(info)]
-    return unfed_placeholders(GraphIndex(meta.graph_def), outputs, inputs)
+    return unfed_placeholders(GraphIndex(GraphModel(meta)), outputs, inputs)
 
 
 def _check_fed(meta: Any, key: str, signature: Any, before: list[str]) -> None:
@@ -283,7 +275,8 @@ def add_signature(
         raise InvalidEdit(f"unknown method '{method}'", hint="predict, classify or regress")
     if not outputs:
         raise InvalidEdit(f"signature '{key}' needs at least one output")
-    _refuse_on_object_graph(meta, "adding a signature")
+    if any(inner_edits.needs_function_route(meta, tensor) for tensor in outputs.values()):
+        return _add_inner_signature(meta, key, inputs, outputs, method, method_name)
     signature = protos.signature_def_class()()
     signature.method_name = method_name
     for side, tensors in (("inputs", inputs), ("outputs", outputs)):
@@ -293,9 +286,30 @@ def add_signature(
     _check_method(key, signature)
     _check_fed(meta, key, signature, [])
     meta.signature_def[key].CopyFrom(signature)
-    detail = f"signature '{key}' added ({method}): " + ", ".join(
-        f"{a}={signature.inputs[a].name}" for a in sorted(signature.inputs)
-    ) + " -> " + ", ".join(f"{a}={signature.outputs[a].name}" for a in sorted(signature.outputs))
+    detail = (
+        f"signature '{key}' added ({method}): "
+        + ", ".join(f"{a}={signature.inputs[a].name}" for a in sorted(signature.inputs))
+        + " -> "
+        + ", ".join(f"{a}={signature.outputs[a].name}" for a in sorted(signature.outputs))
+    )
+    return EditReport([Change("add_signature", key, new=method_name, detail=detail)])
+
+
+def _add_inner_signature(
+    meta: Any, key: str, inputs: Mapping[str, str], outputs: Mapping[str, str], method: str, method_name: str
+) -> EditReport:
+    for side, tensors in (("inputs", inputs), ("outputs", outputs)):
+        for alias in tensors:
+            check_alias(meta, alias, side)
+    base, entries = inner_edits.add_signature(meta, key, inputs, outputs, method_name)
+    _check_method(key, meta.signature_def[key])
+    signature = meta.signature_def[key]
+    detail = (
+        f"signature '{key}' added ({method}, runs the function of '{base}'): "
+        + ", ".join(f"{a}={signature.inputs[a].name}" for a in sorted(signature.inputs))
+        + " -> "
+        + ", ".join(f"{a}={entries[a].address}" for a in sorted(entries))
+    )
     return EditReport([Change("add_signature", key, new=method_name, detail=detail)])
 
 
@@ -356,7 +370,12 @@ def add_output(meta: Any, key: str, alias: str, tensor: str) -> EditReport:
     check_alias(meta, alias, "outputs")
     if alias in signature.outputs:
         raise NameCollision(f"signature '{key}' already has an output '{alias}'")
-    _refuse_on_object_graph(meta, "adding an output")
+    if inner_edits.needs_function_route(meta, tensor):
+        before = method_problems(signature)
+        entry = inner_edits.add_output(meta, key, alias, tensor)
+        detail = f"output '{alias}' of '{key}' added: {inner_edits.describe(entry)}"
+        change = Change("add_output", key, alias=alias, side="outputs", new=entry.address, detail=detail)
+        return EditReport([change], _method_warnings(key, signature, before))
     info, found = _tensor_info(meta, tensor)
     before, unfed = method_problems(signature), _unfed(meta, signature)
     signature.outputs[alias].CopyFrom(info)
@@ -388,7 +407,8 @@ def repoint(meta: Any, key: str, alias: str, tensor: str, *, side: str | None = 
     current = getattr(signature, side)[alias]
     if current.WhichOneof("encoding") != "name":
         raise UnsupportedModel(f"{side[:-1]} '{alias}' of '{key}' is a composite tensor; it cannot be repointed")
-    _refuse_on_object_graph(meta, "repointing an alias")
+    if inner_edits.needs_function_route(meta, tensor):
+        return _repoint_inner(meta, key, alias, tensor, side)
     info, found = _tensor_info(meta, tensor)
     if base_dtype(info.dtype) != base_dtype(current.dtype):
         raise DtypeMismatch(
@@ -407,4 +427,23 @@ def repoint(meta: Any, key: str, alias: str, tensor: str, *, side: str | None = 
     _check_fed(meta, key, signature, unfed)
     detail = f"{side[:-1]} '{alias}' of '{key}': {old} -> {found.name}"
     report.changes.append(Change("repoint", key, alias=alias, side=side, old=old, new=found.name, detail=detail))
+    return report
+
+
+def _repoint_inner(meta: Any, key: str, alias: str, tensor: str, side: str) -> EditReport:
+    if side == "inputs":
+        old, new = inner_edits.repoint_input(meta, key, alias, tensor)
+        detail = f"input '{alias}' of '{key}': {old} -> {new}"
+        return EditReport([Change("repoint", key, alias=alias, side=side, old=old, new=new, detail=detail)])
+    before = meta.signature_def[key].outputs[alias].tensor_shape
+    shape_before = proto_shape_text(before)
+    old, entry = inner_edits.repoint_output(meta, key, alias, tensor)
+    report = EditReport()
+    after = meta.signature_def[key].outputs[alias].tensor_shape
+    if proto_shape_text(after) != shape_before:
+        report.warnings.append(
+            f"output '{alias}' of '{key}' changes shape: {shape_before} -> {proto_shape_text(after)}"
+        )
+    detail = f"output '{alias}' of '{key}': {old} -> {entry.address}"
+    report.changes.append(Change("repoint", key, alias=alias, side=side, old=old, new=entry.address, detail=detail))
     return report

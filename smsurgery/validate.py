@@ -22,6 +22,7 @@ from typing import Any
 
 from smsurgery import objectgraph, protos
 from smsurgery.errors import InternalError, SmsurgeryError
+from smsurgery.graphmodel import MAIN, GraphModel, parse_input
 from smsurgery.tensors import GraphIndex, base_dtype
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -40,7 +41,9 @@ class Problem:
 
 def problems(meta: Any) -> list[Problem]:
     """Every inconsistency found, one sentence each (empty when all is well)."""
-    found = _tensor_problems(meta)
+    model = GraphModel(meta)
+    found = _tensor_problems(meta, model)
+    found.extend(Problem(text, ("call", text)) for text in _call_problems(model))
     if objectgraph.has_object_graph(meta):
         found.extend(Problem(text, ("object_graph", text)) for text in _object_graph_problems(meta))
     return found
@@ -60,8 +63,8 @@ def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
         raise InternalError("the edited model is inconsistent, nothing was written: " + "; ".join(new))
 
 
-def _tensor_problems(meta: Any) -> list[Problem]:
-    index = GraphIndex(meta.graph_def)
+def _tensor_problems(meta: Any, model: GraphModel) -> list[Problem]:
+    index = GraphIndex(model)
     found: list[Problem] = []
     for key in sorted(meta.signature_def):
         if key == INIT_OP_SIGNATURE:
@@ -86,14 +89,37 @@ def _tensor_problems(meta: Any) -> list[Problem]:
     return found
 
 
+def _call_problems(model: GraphModel) -> list[str]:
+    """Call nodes return what their function returns; every function's rets name its own nodes.
+
+    Threading a tensor out of nested functions changes both sides of each
+    call; a mismatch loads fine and fails at the first request.
+    """
+    found: list[str] = []
+    for scope in [MAIN, *model.function_defs]:
+        for call in model.callees(scope):
+            node = model.scope(scope).nodes[call.node]
+            if call.kind != "call" or "Tout" not in node.attr:
+                continue
+            returned = [a.type for a in model.function_defs[call.function].signature.output_arg]
+            if list(node.attr["Tout"].list.type) != returned:
+                found.append(f"call node {call.node} in {scope or 'the main graph'} expects other results than "
+                             f"{call.function} returns")  # fmt: skip
+    for name, fdef in model.function_defs.items():
+        scope = model.scope(name)
+        for arg, value in fdef.ret.items():
+            target = parse_input(value, in_function=True).node
+            if target not in scope.nodes and target not in scope.args:
+                found.append(f"function {name} returns {arg} from {value}, which it does not have")
+    return found
+
+
 def _object_graph_problems(meta: Any) -> list[str]:
     tf1 = {k for k in meta.signature_def if k != INIT_OP_SIGNATURE}
     tf2 = set(objectgraph.signature_children(meta))
     found: list[str] = []
     if tf1 != tf2:
-        found.append(
-            f"signature_def lists {sorted(tf1)} but the object graph lists {sorted(tf2)}"
-        )
+        found.append(f"signature_def lists {sorted(tf1)} but the object graph lists {sorted(tf2)}")
     for key in sorted(tf1 & tf2):
         try:
             function = objectgraph.signature_function(meta, key)
@@ -114,9 +140,7 @@ def _function_problems(signature: Any, function: objectgraph.SignatureFunction) 
         )
         return found
     fdef = function.function_def.signature
-    if len(fdef.input_arg) != len(inputs) + len(function.concrete.bound_inputs) or len(fdef.output_arg) != len(
-        outputs
-    ):
+    if len(fdef.input_arg) != len(inputs) + len(function.concrete.bound_inputs) or len(fdef.output_arg) != len(outputs):
         found.append(f"signature '{key}': function {function.name} does not take and return one tensor per alias")
         return found
     if function.bare.argument_keywords and sorted(function.bare.argument_keywords) != inputs:
@@ -135,8 +159,8 @@ def _function_problems(signature: Any, function: objectgraph.SignatureFunction) 
 
 
 def _node(name: str) -> tuple[str, int]:
-    node, _, index = name.lstrip("^").partition(":")
-    return node, int(index) if index.isdigit() else 0
+    parsed = parse_input(name, in_function=False)
+    return parsed.node, parsed.index
 
 
 def _call_order_problems(

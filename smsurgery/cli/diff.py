@@ -6,6 +6,7 @@ changes (2 stays for errors), so a CI job can gate on it.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ from rich.text import Text
 
 from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json
 from smsurgery.diff import DiffReport, diff
+from smsurgery.errors import SmsurgeryError
 from smsurgery.model import METHOD_PREFIX, shape_text
 
 VERDICT_STYLES = {"breaking": "bold red", "compatible": "yellow", "internal": "dim"}
@@ -39,11 +41,20 @@ def diff_command(
         bool, typer.Option("--deep", help="Also compare variables (checkpoint index) and asset files (sha256).")
     ] = False,
     as_json: JsonOpt = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Human output: text (tables) or markdown (a pull request comment).")
+    ] = "text",
 ) -> None:
     """Compare two versions; exit 0 no changes, 1 compatible/internal only, 3 breaking."""
+    if fmt not in ("text", "markdown"):
+        raise SmsurgeryError(f"unknown --format '{fmt}'", hint="choose text or markdown")
     report = diff(old, new, tags=parse_tags(tags), signature=signature, deep=deep)
     if as_json:
         print_json(report.to_json())
+    elif fmt == "markdown":
+        from smsurgery.markdown import diff_markdown
+
+        sys.stdout.write(diff_markdown(report.to_json()))
     else:
         render_diff(report)
     raise typer.Exit(report.exit_status)

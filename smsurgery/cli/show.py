@@ -18,6 +18,7 @@ from smsurgery.cli.common import (
     parse_tags,
     print_json,
     tensor_location,
+    warn,
 )
 from smsurgery.describe import describe
 from smsurgery.model import shape_text
@@ -37,6 +38,8 @@ def show(
         print_json(report)
     else:
         render_show(report)
+    for message in report["warnings"]:
+        warn(message)
 
 
 def render_show(report: dict[str, Any]) -> None:

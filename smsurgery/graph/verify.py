@@ -190,8 +190,9 @@ def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | 
     return None if actual == expected else f"declared {view.output(alias).dtype}, got {actual}"
 
 
-def _output_diffs(pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float,
-                  compare: bool) -> list[OutputDiff]:
+def _output_diffs(
+    pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float, compare: bool
+) -> list[OutputDiff]:
     diffs = []
     for alias in sorted(new):
         origin = pair.outputs.get(alias)
@@ -369,10 +370,17 @@ def compare(
 
 
 def verify_edit(
-    old: Path, new: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, tf2: bool
+    old: Path,
+    new: Path,
+    tags: tuple[str, ...],
+    pairs: list[SignaturePair],
+    *,
+    tf2: bool,
+    rtol: float = 0.0,
+    atol: float = 0.0,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`."""
-    runs = _run_comparison(old, new, tags, pairs, rtol=0.0, atol=0.0)
+    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`."""
+    runs = _run_comparison(old, new, tags, pairs, rtol=rtol, atol=atol)
     if tf2:
         _check_tf2_view(runs, old, new, tags)
     return runs.report
