@@ -32,6 +32,7 @@ from smsurgery.reexport import publish_proto
 from tests.conftest import (
     REALMODELS,
     REPO,
+    _closed_folder,
     assert_one_line_error,
     require_unprivileged_python,
     run_cli,
@@ -233,6 +234,15 @@ def test_unreadable_parts_give_a_clear_error(world_readable_dir: Path, target: s
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     _assert_words(Exception(lines[0]), words)
     assert _listing(world_readable_dir) == before
+
+
+def test_the_permission_skip_reason_names_the_folder_closed_to_others(world_readable_dir: Path) -> None:
+    """A checkout inside a root-only folder: the skip reason is one line naming that folder."""
+    closed = world_readable_dir / "closed"
+    (closed / "checkout").mkdir(parents=True)
+    closed.chmod(0o700)
+    assert _closed_folder(closed / "checkout") == closed
+    assert _closed_folder(world_readable_dir) is None
 
 
 def test_layout_names_an_unreadable_version_folder_in_process(tmp_path: Path, model_copy) -> None:

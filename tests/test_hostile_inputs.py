@@ -21,8 +21,9 @@ import pytest
 
 from smsurgery.errors import PublishError
 from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX, refuse_base_inside_a_version
+from smsurgery.publish import STAGING_PREFIX, refuse_base_inside_a_version, staged_version
 from smsurgery.reexport import publish_proto
+from smsurgery.target import PublishTarget
 from tests.conftest import FIXTURE_MODELS, REPO, CliResult, assert_one_line_error, run_cli, tree_digest
 from tests.hostile.inputs import INPUT_CASES, InputCase
 
@@ -118,8 +119,10 @@ def test_out_through_a_symlink_into_a_version_is_refused(tmp_path: Path, model_c
     with pytest.raises(PublishError, match="is version 1"):
         refuse_base_inside_a_version(tmp_path / "alias")
     source = read(base / "1")
-    with pytest.raises(PublishError, match="is version 1"):
-        publish_proto(source, source.proto, out_base=tmp_path / "alias" / "inner")
+    with pytest.raises(PublishError, match="is version 1"):  # refused where the target is made, before any work
+        publish_proto(source, source.proto, PublishTarget(base=tmp_path / "alias" / "inner"))
+    with pytest.raises(PublishError, match="is version 1"), staged_version(tmp_path / "alias" / "inner"):
+        pass  # and by the publisher itself, for a caller that stages directly
     assert sorted(p.name for p in base.iterdir()) == ["1"]
     assert sorted(p.name for p in (base / "1").iterdir()) == ["assets", "saved_model.pb", "variables"]
 
