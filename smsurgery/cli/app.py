@@ -108,10 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:  # the process's own entry point: a caller in-process keeps its own handlers
         boundary.install_signal_handlers()
     boundary.guard_stdout()
-    register_commands(args)
     debug = _state["debug"] or "--debug" in args or bool(os.environ.get("SMSURGERY_DEBUG"))
     try:
         try:
+            register_commands(args)  # inside: a signal may arrive while the command's modules import
             app(args=args, prog_name="smsurgery")
         finally:
             boundary.flush_stdout()

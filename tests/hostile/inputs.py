@@ -71,6 +71,7 @@ def _image(name: str, options: list[str], words: tuple[str, ...]) -> InputCase:
 
 
 DEEP = "[" * 100_000
+RECIPE = '[[steps]]\nop = "rename_signature"\nold = "serving_default"\nnew = "renamed"\n'
 EDIT_LIST_FOR_NAME = json.dumps([{"op": "rename_signature", "old": ["serving_default"], "new": "renamed"}])
 EDIT_NOT_UTF8 = b'[{"op": "rename_signature", "old": "serving_default", "new": "caf\xe9"}]'
 
@@ -92,6 +93,10 @@ INPUT_CASES: list[InputCase] = [
     InputCase("edits_stdin_endless", lambda r, m: ["signature", "apply", str(m), "-"], ("stdin", "4 MiB"),
               "/dev/zero"),
     InputCase("edits_stdin_closed", lambda r, m: ["signature", "apply", str(m), "-"], ("stdin is closed",), "closed"),
+    InputCase("recipe_from_dev_zero", lambda r, m: ["plan", "/dev/zero", str(m)], ("recipe", "character device")),
+    InputCase("recipe_from_fifo", lambda r, m: ["plan", str(_fifo(r)), str(m)], ("recipe", "FIFO")),
+    InputCase("bases_list_from_dev_zero", lambda r, m: ["plan", str(_write(r / "r.toml", RECIPE)), "--from",
+                                                         "/dev/zero"], ("list of bases", "character device")),
     InputCase("convert_from_dev_zero", lambda r, m: ["convert", "/dev/zero", str(r / "out")],
               ("/dev/zero", "character device")),
     InputCase("convert_from_fifo", lambda r, m: ["convert", str(_fifo(r)), str(r / "out")], ("FIFO",)),
