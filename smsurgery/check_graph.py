@@ -14,8 +14,9 @@ from typing import Any
 
 from smsurgery.checkpoint_index import OBJECT_GRAPH_KEY
 from smsurgery.findings import Finding, finding
-from smsurgery.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile
+from smsurgery.model import MetaGraph, SavedModelFile
 from smsurgery.oplist import OpList
+from smsurgery.restore_check import unrestored_variables
 
 LARGE_CONST_BYTES = 16 * 2**20
 # Op name prefixes of custom-op libraries a stock tensorflow_model_server does not link.
@@ -223,60 +224,9 @@ def checkpoint_findings(model: SavedModelFile, meta: MetaGraph) -> list[Finding]
     return found
 
 
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":", 1)[0]
-
-
-def _reached(nodes: dict[str, Any], roots: list[str]) -> set[str]:
-    """Main-graph nodes the roots depend on (data and control inputs)."""
-    seen: set[str] = set()
-    stack = [_node_name(r) for r in roots]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        stack.extend(_node_name(i) for i in nodes[name].input)
-    return seen
-
-
-def unrestored_variables(meta: MetaGraph) -> dict[str, list[str]]:
-    """Per signature, variables it reads that the TF1 loader never restores nor initializes.
-
-    The TF1 loader restores a TF2 export by running the saver's restore call,
-    which assigns the variable handles passed to it. Keras 3 models saved with
-    `tf.saved_model.save` hand the signature functions *other* handles (other
-    shared names) than the restore call: `tf.saved_model.load` restores by the
-    object graph and works, the TF1 loader (Serving) fails every request with
-    "Could not find variable ...".
-    """
-    proto = meta.proto
-    if meta.kind != "tf2" or not proto.saver_def.filename_tensor_name:
-        return {}
-    nodes = {node.name: node for node in proto.graph_def.node}
-    handles = {n.name: n.attr["shared_name"].s.decode() or n.name for n in nodes.values() if n.op == "VarHandleOp"}
-    filename = _node_name(proto.saver_def.filename_tensor_name)
-    ready: set[str] = set()
-    for node in nodes.values():
-        if any(_node_name(i) == filename for i in node.input):
-            ready |= {handles[_node_name(i)] for i in node.input if _node_name(i) in handles}
-    if not ready:
-        return {}
-    init = proto.signature_def.get(INIT_OP_SIGNATURE, None)
-    init_roots = [info.name for info in init.outputs.values()] if init is not None else []
-    ready |= {handles[n] for n in _reached(nodes, init_roots) if n in handles}
-    found: dict[str, list[str]] = {}
-    for key in sorted(proto.signature_def):
-        roots = [info.name for info in proto.signature_def[key].outputs.values() if info.name]
-        missing = sorted({handles[n] for n in _reached(nodes, roots) if n in handles} - ready)
-        if missing:
-            found[key] = missing
-    return found
-
-
 def tf1_restore_findings(meta: MetaGraph, path: str) -> list[Finding]:
     found = []
-    for key, names in unrestored_variables(meta).items():
+    for key, names in unrestored_variables(meta.proto).items():
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         found.append(
             finding(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smsurgery.devices import placements
 from smsurgery.integrity import require_intact
 from smsurgery.layout import scan_versions
 from smsurgery.model import DEFAULT_TAGS, SavedModelFile, read
@@ -58,6 +59,7 @@ def describe_model(
         "variables": {"present": variables.present, "count": variables.count, "bytes": variables.bytes},
         "assets": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets")],
         "assets_extra": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets.extra")],
+        "placements": placements(meta.proto),
     }
     result["warnings"] = show_warnings(model, meta, listing, tags if tags is not None else DEFAULT_TAGS)
     if ops:

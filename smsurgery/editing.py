@@ -17,12 +17,13 @@ so that verification compares `predict/y` of the new version with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from smsurgery import objectgraph, protos
+from smsurgery.changes import ChangeKind, Effect
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
@@ -39,6 +40,8 @@ class Lineage:
     """Current signature/alias -> the one of the source it came from (None: new or repointed)."""
 
     def __init__(self, meta: Any) -> None:
+        self.tags: tuple[str, ...] = tuple(meta.meta_info_def.tags)  # the edited meta graph's, in the result
+        self.added_tag_sets: list[tuple[str, ...]] = []  # copies of it under other tag sets
         self.signatures: dict[str, str | None] = {k: k for k in user_keys(meta)}
         self.aliases: dict[tuple[str, str, str], str | None] = {
             (key, side, alias): alias
@@ -56,24 +59,39 @@ class Lineage:
                 self.aliases[(new, side, alias)] = origin
 
     def fold(self, change: Change) -> None:
-        key, kind = change.signature, change.kind
-        if kind in ("rename_signature", "copy_signature"):
-            assert change.new is not None
-            self._move(key, change.new, copy=kind == "copy_signature")
-        elif kind == "remove_signature":
-            self.signatures.pop(key, None)
-            self.aliases = {k: v for k, v in self.aliases.items() if k[0] != key}
-        elif kind == "add_signature":
-            self.signatures[key] = None
-        elif kind == "rename_alias":
-            assert change.side and change.old and change.new
-            self.aliases[(key, change.side, change.new)] = self.aliases.pop((key, change.side, change.old), None)
-        elif kind in ("add_output", "repoint"):
-            assert change.side and change.alias
-            self.aliases[(key, change.side, change.alias)] = None
-        elif kind == "remove_output":
-            assert change.alias
-            self.aliases.pop((key, "outputs", change.alias), None)
+        """Follow one change by the effect its kind declares (`smsurgery.changes`)."""
+        _FOLDS[change.kind.effect](self, change)
+
+    def _retag(self, change: Change) -> None:
+        assert change.new is not None
+        self.tags = tuple(change.new.split(","))
+
+    def _add_tag_set(self, change: Change) -> None:
+        assert change.new is not None
+        self.added_tag_sets.append(tuple(change.new.split(",")))
+
+    def _retype_input(self, change: Change) -> None:
+        self.signatures[change.signature] = None  # run, not compared; Edit.check_published compares
+
+    def _drop_signature(self, change: Change) -> None:
+        self.signatures.pop(change.signature, None)
+        self.aliases = {k: v for k, v in self.aliases.items() if k[0] != change.signature}
+
+    def _new_signature(self, change: Change) -> None:
+        self.signatures[change.signature] = None
+
+    def _rename_alias(self, change: Change) -> None:
+        assert change.side and change.old and change.new
+        key, side = change.signature, change.side
+        self.aliases[(key, side, change.new)] = self.aliases.pop((key, side, change.old), None)
+
+    def _new_alias(self, change: Change) -> None:
+        assert change.side and change.alias
+        self.aliases[(change.signature, change.side, change.alias)] = None
+
+    def _drop_alias(self, change: Change) -> None:
+        assert change.alias
+        self.aliases.pop((change.signature, change.side or "outputs", change.alias), None)
 
     def pairs(self, meta: Any) -> list[Any]:
         """What verification compares: (old key, new key, alias maps) for every signature of `meta`."""
@@ -88,6 +106,26 @@ class Lineage:
             }
             result.append(SignaturePair(self.signatures.get(key), key, maps["inputs"], maps["outputs"]))
         return result
+
+
+def _moved(lineage: Lineage, change: Change, *, copy: bool) -> None:
+    assert change.new is not None
+    lineage._move(change.signature, change.new, copy=copy)
+
+
+_FOLDS: dict[Effect, Callable[[Lineage, Change], None]] = {
+    Effect.NONE: lambda lineage, change: None,
+    Effect.MOVE_SIGNATURE: lambda lineage, change: _moved(lineage, change, copy=False),
+    Effect.COPY_SIGNATURE: lambda lineage, change: _moved(lineage, change, copy=True),
+    Effect.DROP_SIGNATURE: Lineage._drop_signature,
+    Effect.NEW_SIGNATURE: Lineage._new_signature,
+    Effect.RENAME_ALIAS: Lineage._rename_alias,
+    Effect.NEW_ALIAS: Lineage._new_alias,
+    Effect.DROP_ALIAS: Lineage._drop_alias,
+    Effect.RETAG: Lineage._retag,
+    Effect.ADD_TAG_SET: Lineage._add_tag_set,
+    Effect.RETYPE_INPUT: Lineage._retype_input,
+}
 
 
 @dataclass
@@ -142,6 +180,7 @@ class Draft:
         self.meta = self.saved_model.meta_graphs[position]
         self.lineage = Lineage(self.meta)
         self.report = EditReport()
+        self.edits: list[Edit] = []  # applied so far, for their checks of the published version
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -152,7 +191,8 @@ class Draft:
         for item in edits:
             if not isinstance(item, Edit):
                 raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
-            step = item.apply(self.meta)
+            step = item.apply_to(self.saved_model, self.meta)
+            self.edits.append(item)
             for change in step.changes:
                 self.lineage.fold(change)
             self.report.extend(step)
@@ -163,7 +203,7 @@ class Draft:
         if objectgraph.has_object_graph(self.meta):
             objectgraph.drop_object_graph(self.meta)
             self.report.changes.append(
-                Change("drop_object_graph", "", detail="object graph dropped: both loaders read signature_def")
+                Change(ChangeKind.DROP_OBJECT_GRAPH, "", detail="object graph dropped: both loaders read signature_def")
             )
         else:
             self.report.warnings.append("no object graph to drop: this is a TF1 export")
@@ -178,24 +218,39 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     is published if it fails.
     """
     validate(draft.meta, problems(draft.source_meta.proto))
-    result = EditResult(source=draft.source.ref, tags=draft.tags, published=None, report=draft.report)
+    lineage = draft.lineage
+    result = EditResult(source=draft.source.ref, tags=lineage.tags, published=None, report=draft.report)
+    if not draft.report.changes and draft.saved_model == draft.source.proto:  # a silent change is still verified
+        draft.report.warnings.append("nothing to change: no new version published")
+        return result
     rtol, atol = target.tolerances(0.0, 0.0)
+    source, source_tags, tf2 = draft.source.path, draft.tags, draft.source_meta.kind == "tf2"
 
     def before_publish(staging: Path) -> None:
         from smsurgery.graph.verify import verify_edit
 
-        result.verification = verify_edit(
-            draft.source.path, staging, draft.tags, draft.lineage.pairs(draft.meta),
-            tf2=draft.source_meta.kind == "tf2", rtol=rtol, atol=atol,
-        )  # fmt: skip
-        if not result.verification.ok:
-            raise VerificationFailed(
-                "the edited model does not compute what the source did, nothing was published: "
-                + "; ".join(result.verification.failures())
-            )
+        for new_tags in [lineage.tags, *lineage.added_tag_sets]:
+            verification = verify_edit(
+                source, staging, source_tags, lineage.pairs(draft.meta), tf2=tf2, rtol=rtol, atol=atol,
+                new_tags=new_tags,
+            )  # fmt: skip
+            if result.verification is None:
+                result.verification = verification
+            else:
+                result.verification.notes.append(f"meta graph [{','.join(new_tags)}] verified too")
+            if not verification.ok:
+                raise VerificationFailed(
+                    "the edited model does not compute what the source did, nothing was published: "
+                    + "; ".join(verification.failures())
+                )
+        broken = [
+            p for e in draft.edits for p in e.check_published(source, source_tags, staging, lineage.tags, tf2=tf2)
+        ]
+        if broken:
+            raise VerificationFailed("the edited model does not do what the edit promised: " + "; ".join(broken))
         from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
 
-        result.checks = check_exposed(draft.source.path, staging, draft.tags, draft.lineage.pairs(draft.meta))
+        result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft.meta))
         result.verification.notes.extend(result.checks)
 
     result.published = publish_proto(

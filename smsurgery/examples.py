@@ -27,8 +27,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
-import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ import numpy as np
 from smsurgery import protos
 from smsurgery.errors import InvalidRequest
 from smsurgery.model import DEFAULT_SIGNATURE, SignatureView, TensorView
-from smsurgery.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_array
+from smsurgery.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_array, tiny_png
 from smsurgery.serving import (
     METHOD_NAMES,
     Raw,
@@ -355,19 +353,6 @@ def sample_example(features: list[FeatureSpec], *, index: int = 0, seed: int = 0
     return {f.name: sample_feature_value(f, index=index, seed=seed) for f in features}
 
 
-def tiny_png(width: int = 8, height: int = 8, *, seed: int = 0) -> bytes:
-    """A valid RGB PNG built with zlib: image-decoding inputs accept it."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
 def b64(data: bytes) -> dict[str, str]:
     """Serving's binary value: `{"b64": ...}` with the standard alphabet."""
     return {"b64": base64.b64encode(data).decode("ascii")}
@@ -410,12 +395,14 @@ def sample_tensor_json(
     seed: int = 0,
     features: list[FeatureSpec] | None = None,
     example_bytes: Any = None,
+    image: bool | None = None,
 ) -> Any:
     """A sample value for one signature input, with its batch dimension.
 
     String inputs that feed a parse op get serialized tf.Examples (b64),
-    built by `example_bytes(example_object) -> bytes`; string inputs named like
-    an image get a tiny PNG; other strings get readable text.
+    built by `example_bytes(example_object) -> bytes`; image inputs (`image`
+    True: recorded in the model by image-input; None: the alias mentions an
+    image) get a tiny PNG; other strings get readable text.
     """
     array = sample_array(tensor, batch=batch, seed=seed, max_elements=MAX_JSON_SAMPLE_ELEMENTS)
     if tensor.dtype != "DT_STRING":
@@ -425,7 +412,7 @@ def sample_tensor_json(
     count = int(array.size)
     if features is not None and example_bytes is not None:
         items = [b64(example_bytes(sample_example(features, index=i, seed=seed))) for i in range(count)]
-    elif "image" in tensor.alias.lower():
+    elif image or (image is None and "image" in tensor.alias.lower()):
         items = [b64(tiny_png(seed=seed + i)) for i in range(count)]
     else:
         items = [string_json(v, tensor.alias) for v in array.ravel()]

@@ -29,6 +29,7 @@ from smsurgery.examples import (
     sample_example,
     sample_tensor_json,
 )
+from smsurgery.inputs_record import image_inputs
 from smsurgery.layout import split_version_suffix
 from smsurgery.model import (
     DEFAULT_SIGNATURE,
@@ -116,11 +117,14 @@ def _with_batch(value: Any, tensor: TensorView, fmt: str) -> Any:
     return value
 
 
-def _sample_value(meta: MetaGraph, tensor: TensorView, fmt: str, batch: int, seed: int) -> Any:
+def _sample_value(
+    meta: MetaGraph, tensor: TensorView, fmt: str, batch: int, seed: int, images: frozenset[str] = frozenset()
+) -> Any:
     """A sample for one input; a declared scalar gets `batch` instances in row format, as Serving allows."""
     view = dataclasses.replace(tensor, shape=(-1,)) if fmt == ROW and tensor.shape == () else tensor
     features = example_features(meta.proto.graph_def, tensor.name or "") if tensor.dtype == "DT_STRING" else None
-    return sample_tensor_json(view, batch=batch, seed=seed, features=features, example_bytes=example_bytes)
+    image = True if tensor.alias in images else None
+    return sample_tensor_json(view, batch=batch, seed=seed, features=features, example_bytes=example_bytes, image=image)
 
 
 def _check_inputs(signature: SignatureView, given: dict[str, Any], rest: bool) -> None:
@@ -159,11 +163,12 @@ def _input_values(
     """Each input's whole value (given or sampled), checked by Serving's JSON rules."""
     values: dict[str, Any] = {}
     notes: list[str] = []
+    images = image_inputs(meta.model.path, signature.key)  # recorded by image-input
     for tensor in signature.inputs:
         if tensor.alias in given:
             value = _with_batch(given[tensor.alias], tensor, fmt)
         else:
-            value = _sample_value(meta, tensor, fmt, batch, seed)
+            value = _sample_value(meta, tensor, fmt, batch, seed, images)
         try:
             array = json_to_array(value, tensor.dtype)
         except InvalidRequest as error:

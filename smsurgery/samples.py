@@ -9,6 +9,9 @@ Values are deterministic for a seed, so two versions see the same inputs.
 from __future__ import annotations
 
 import math
+import struct
+import zlib
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -72,13 +75,19 @@ def _sample_size(tensor: TensorView, shape: tuple[int, ...], dtype: Any, max_ele
 
 
 def sample_array(
-    tensor: TensorView, *, batch: int = 1, seed: int = 0, max_elements: int | None = None
+    tensor: TensorView, *, batch: int = 1, seed: int = 0, image: bool = False, max_elements: int | None = None
 ) -> np.ndarray:
-    """A deterministic array that fits the tensor's dtype and shape (at most `max_elements` values)."""
+    """A deterministic array that fits the tensor's dtype and shape (at most `max_elements` values).
+
+    `image`: PNG files for a string input.
+    """
     shape = concrete_shape(tensor.shape, batch)
     rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
     dtype = numpy_dtype(tensor.dtype)
     _sample_size(tensor, shape, dtype, max_elements)
+    if dtype is np.object_ and image:
+        count = math.prod(shape)
+        return np.array([tiny_png(seed=seed + i) for i in range(count)], dtype=object).reshape(shape)
     if dtype is np.object_:
         flat = [f"{tensor.alias}-{i}".encode() for i in range(int(np.prod(shape, dtype=np.int64)))]
         return np.array(flat, dtype=object).reshape(shape)
@@ -89,6 +98,25 @@ def sample_array(
     return rng.uniform(0.0, 1.0, size=shape).astype(dtype)
 
 
-def sample_inputs(signature: SignatureView, *, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Sample arrays for every plain (non-composite) input of a signature, by alias."""
-    return {t.alias: sample_array(t, batch=batch, seed=seed) for t in signature.inputs if t.name is not None}
+def sample_inputs(
+    signature: SignatureView, *, batch: int = 1, seed: int = 0, images: Collection[str] = ()
+) -> dict[str, np.ndarray]:
+    """Sample arrays for every plain (non-composite) input of a signature, by alias; `images`: image inputs."""
+    return {
+        t.alias: sample_array(t, batch=batch, seed=seed, image=t.alias in images)
+        for t in signature.inputs
+        if t.name is not None
+    }
+
+
+def tiny_png(width: int = 8, height: int = 8, *, seed: int = 0) -> bytes:
+    """A valid RGB PNG built with zlib: image-decoding inputs accept it."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

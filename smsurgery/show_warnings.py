@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from smsurgery.check_graph import restored_names
 from smsurgery.checkpoint_index import OBJECT_GRAPH_KEY
+from smsurgery.devices import gpu_pin_warning, placements
 from smsurgery.layout import VersionListing
 from smsurgery.model import MetaGraph, SavedModelFile, tag_set_text
+from smsurgery.restore_check import tf1_loader_warning
 
 
 def show_warnings(
@@ -34,6 +36,12 @@ def show_warnings(
             "TensorFlow loads the first one and never the others"
         )
     warnings += _checkpoint_warnings(model, meta)
+    pins = gpu_pin_warning(placements(meta.proto))
+    if pins:
+        warnings.append(pins)
+    tf1_loader = tf1_loader_warning(meta.proto) if meta.kind == "tf2" else None
+    if tf1_loader:
+        warnings.append(tf1_loader)
     return warnings
 
 

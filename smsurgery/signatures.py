@@ -19,10 +19,10 @@ from __future__ import annotations
 import keyword
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smsurgery import inner_edits, objectgraph, protos
+from smsurgery.changes import Change, EditReport
 from smsurgery.errors import (
     AliasNotFound,
     DtypeMismatch,
@@ -44,33 +44,6 @@ METHODS = {
     "regress": "tensorflow/serving/regress",
 }
 SIDES = ("inputs", "outputs")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One thing an edit changed; `signature` is the key before the change."""
-
-    kind: str  # rename_signature | remove_signature | add_signature | copy_signature | rename_alias | ...
-    signature: str
-    alias: str | None = None
-    side: str | None = None  # inputs | outputs
-    old: str | None = None
-    new: str | None = None
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class EditReport:
-    changes: list[Change] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def extend(self, other: EditReport) -> EditReport:
-        self.changes.extend(other.changes)
-        self.warnings.extend(other.warnings)
-        return self
 
 
 # --------------------------------------------------------------------------- checks

@@ -23,7 +23,6 @@ TF_LAYER = "smsurgery.graph"
 # Known debts, each removed by the change that pays it (the lead's integration of this session).
 KNOWN_CIRCLES = [
     ["smsurgery.graph.convert", "smsurgery.graph.convert_keras"],
-    ["smsurgery.graph.image", "smsurgery.graph.image_routes"],
 ]
 KNOWN_LARGE = {"smsurgery.diff"}
 

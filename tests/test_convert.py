@@ -178,6 +178,16 @@ def test_cli_converts_and_prints_json(tmp_path: Path) -> None:
     _assert_clean(base, ["1"])
 
 
+def test_cli_tolerances_reach_the_verification(tmp_path: Path) -> None:
+    base = tmp_path / "served"
+    result = run_cli("convert", SOURCES / "model.h5", base, "--rtol", "0", "--atol", "0.5", "--json")
+    assert result.code == 0, result.stderr
+    verification = json.loads(result.stdout)["verification"]
+    assert (verification["rtol"], verification["atol"]) == (0.0, 0.5)
+    assert_one_line_error(run_cli("convert", SOURCES / "model.h5", tmp_path / "bad", "--rtol", "-1"), "--rtol -1")
+    assert not (tmp_path / "bad").exists()
+
+
 def _two_input_frozen_graph(path: Path) -> None:
     """out = a + b: converting with only `a` as input leaves `b` unfed."""
     import tensorflow as tf

@@ -111,6 +111,7 @@ def test_keras_export_takes_bytes_under_both_loaders(model_copy) -> None:
     assert (report.version, report.route, report.target) == (2, "function", "serving_b64")
     assert report.new_input == "image_bytes"
     assert report.verification["new_signature_max_abs_diff"] == {"tf1": 0.0, "tf2": 0.0}
+    assert (report.verification["rtol"], report.verification["atol"]) == (1e-5, 1e-6)  # comparison's defaults
     assert tree_digest(base / "1") == source
     new_meta = read(base / "2").meta_graph()
     assert new_meta.kind == "tf2" and new_meta.signature_keys() == ["serve", "serving_b64", "serving_default"]
@@ -213,5 +214,6 @@ def test_base64_in_graph_and_assets_extra(model_copy) -> None:
     kept = add_image_input(base / "1", out_base=base, verify=False)
     assert sorted(p.name for p in (base / str(kept.version) / "assets.extra").iterdir()) == [
         "saved_model_config.pb",
+        "smsurgery_inputs.json",  # the record of image inputs (not written for base64 text inputs)
         "tf_serving_warmup_requests",
     ]

@@ -51,6 +51,9 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(model_copy) -> None:
     unknown = model_copy("tf1_image", "unknown_channels")
     edit_input_shape(unknown / "1", "image", [-1, 32, 32, -1])
     assert_refused(unknown, words=("unknown channel count", "--channels"))
+    assert_refused(
+        model_copy("keras_image", "tolerance"), "--rtol", "-1", words=("--rtol -1", "tolerances must be numbers >= 0")
+    )
 
 
 @pytest.mark.skipif(not (REALMODELS / "tf2onnx_regression").is_dir(), reason="shared/realmodels not present")
@@ -60,7 +63,7 @@ def test_cli_unknown_rank_input(model_copy) -> None:
 
 def test_cli_json_report(model_copy) -> None:
     base = model_copy("tf1_image")
-    result = run_cli("image-input", base, "--scale", "-1,1", "--resize", "area", "--json")
+    result = run_cli("image-input", base, "--scale", "-1,1", "--resize", "area", "--rtol", "0", "--atol", "0", "--json")
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["schema"] == "smsurgery.image-input/1"
@@ -74,6 +77,7 @@ def test_cli_json_report(model_copy) -> None:
     assert report["signatures"] == ["serving_b64", "serving_default"]
     assert report["verification"]["new_signature_max_abs_diff"] == {"tf1": 0.0, "tf2": 0.0}
     assert report["verification"]["original_signatures"] == {"serving_default": "identical"}
+    assert (report["verification"]["rtol"], report["verification"]["atol"]) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize(

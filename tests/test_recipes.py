@@ -237,3 +237,18 @@ def test_killed_apply_then_rerun_ends_where_one_run_ends(fleet: tuple[Path, list
             read(f"{mine}@{newest}").meta_graph().signature_keys()
             == read(f"{reference}@{newest}").meta_graph().signature_keys()
         )
+
+
+def test_require_check_reads_what_check_finds_in_the_result(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    steps = (
+        '[[steps]]\nop = "remove_signature"\nkey = "serving_default"\n'
+        '[steps.match]\nsignature = "serving_default"\n'
+    )
+    for level, status in (("clean", "blocked"), ("no-errors", "changes"), ("no-new-errors", "changes")):
+        recipe = root / f"{level}.toml"
+        recipe.write_text(f'[require]\ncheck = "{level}"\n{steps}')
+        planned = json.loads(run_cli("plan", recipe, bases[0], "--json").stdout)
+        (model,) = planned["models"]
+        assert model["status"] == status, (level, model)
+        assert "SM-SIG-NO-DEFAULT" in {f["code"] for f in model["findings"]}

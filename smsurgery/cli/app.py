@@ -37,12 +37,20 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "diff": ("diff",),
     "request": ("request", "run", "warmup"),
     "image": ("image-input",),
+    "example": ("example-input",),
+    "labels": ("labels",),
     "convert": ("convert",),
     "scan": ("scan",),
     "tensors": ("tensors",),
     "recipes": ("plan", "apply"),
     "check": ("check",),
     "config": ("config",),
+    "tags": ("tags",),
+    "devices": ("devices",),
+    "shape": ("shape",),
+    "cast": ("input",),
+    "reexport": ("reexport",),
+    "prune": ("prune",),
 }
 
 
@@ -81,10 +89,13 @@ def _spell_out_short_help(typer_app: typer.Typer) -> None:
     wrapped instead of cut.
     """
     for info in typer_app.registered_commands:
-        if info.short_help is None and info.callback is not None:
+        if not isinstance(info.short_help, str) and info.callback is not None:
             info.short_help = _first_paragraph(info.help or info.callback.__doc__)
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
+            if not isinstance(group.short_help, str):
+                text = _first_paragraph(group.help or group.typer_instance.info.help)
+                group.short_help = group.typer_instance.info.short_help = text
             _spell_out_short_help(group.typer_instance)
 
 

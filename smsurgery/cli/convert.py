@@ -39,6 +39,12 @@ def convert(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run source and result on the same inputs before publishing.")
     ] = True,
+    rtol: Annotated[
+        float | None, typer.Option("--rtol", help="Relative tolerance of verification (default 1e-5).")
+    ] = None,
+    atol: Annotated[
+        float | None, typer.Option("--atol", help="Absolute tolerance of verification (default 1e-6).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a TF1 checkpoint, frozen GraphDef or Keras file into a new SavedModel version of BASE."""
@@ -57,6 +63,8 @@ def convert(
                 tags=parse_tags(tags),
                 version=version,
                 verify=verify,
+                rtol=rtol,
+                atol=atol,
             )
     except TensorsNeeded as needed:
         # The candidates are the answer the user needs: stdout, then the one-line error on stderr.

@@ -56,6 +56,29 @@ def image_input(
         typer.Option("--keep-original-as", help="With --as equal to --signature: where the original moves."),
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Change the signature's input in place.")] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="keras.applications preprocess_input, exactly: a mode (tf, torch, caffe, none) or a family "
+            "(caffe: resnet, resnet50, vgg16, vgg19; tf: resnet_v2, mobilenet, mobilenet_v2, inception_v3, "
+            "inception_resnet_v2, xception, nasnet; torch: densenet; none: efficientnet, efficientnet_v2, "
+            "convnext, mobilenet_v3).",
+        ),
+    ] = None,
+    channel_order: Annotated[
+        str | None, typer.Option("--channel-order", help="rgb (default) or bgr: channel order the model takes.")
+    ] = None,
+    layout: Annotated[
+        str | None, typer.Option("--layout", help="nhwc (default, channels last) or nchw (channels first).")
+    ] = None,
+    crop: Annotated[
+        str | None, typer.Option("--crop", help="central:FRACTION: keep the central part of each side first.")
+    ] = None,
+    resize_shorter: Annotated[
+        int | None,
+        typer.Option("--resize-shorter", help="Resize the shorter side to N (aspect kept), then center-crop."),
+    ] = None,
     base64_in_graph: Annotated[
         bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
     ] = False,
@@ -65,6 +88,12 @@ def image_input(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
     ] = True,
+    rtol: Annotated[
+        float | None, typer.Option("--rtol", help="Relative tolerance of the check (default 1e-5).")
+    ] = None,
+    atol: Annotated[
+        float | None, typer.Option("--atol", help="Absolute tolerance of the check (default 1e-6).")
+    ] = None,
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -79,6 +108,8 @@ def image_input(
             out_base=out_base,
             new_version=new_version,
             verify=verify,
+            rtol=rtol,
+            atol=atol,
             input_alias=input_alias,
             input_name=input_name,
             size=size,
@@ -93,6 +124,11 @@ def image_input(
             replace=replace,
             base64_in_graph=base64_in_graph,
             route=route,
+            preset=preset,
+            channel_order=channel_order,
+            layout=layout,
+            crop=crop,
+            resize_shorter=resize_shorter,
         )
     if as_json:
         print_json(report.to_json())
@@ -108,11 +144,17 @@ def render(report: dict[str, Any]) -> None:
         + ", ".join(report["outputs"])
     )
     out.print(
-        f"  each image: decode to {report['channels']} channels, resize to {report['height']}x{report['width']} "
+        f"  each image: decode to {report['channels']} channels, "
+        + (f"central crop {report['crop']:g}, " if report["crop"] else "")
+        + (f"shorter side to {report['resize_shorter']} and center crop, " if report["resize_shorter"] else "")
+        + f"resize to {report['height']}x{report['width']} "
         f"({report['resize']}{', aspect kept, padded' if report['preserve_aspect_ratio'] else ''}), "
         f"scale to {report['scale'][0]:g}..{report['scale'][1]:g}"
         + (f", mean {report['mean']}" if report["mean"] else "")
         + (f", std {report['std']}" if report["std"] else "")
+        + (", BGR" if report["channel_order"] == "bgr" else "")
+        + (", NCHW" if report["layout"] == "nchw" else "")
+        + (f" (preset {report['preset']}, mode {report['preset_mode']})" if report["preset"] else "")
         + f", {report['dtype']}; feeds '{report['input']}' of '{report['signature']}'"
     )
     if report["kept_original_as"]:

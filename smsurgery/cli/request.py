@@ -179,6 +179,7 @@ def run(
     """Answer a REST body (or --input values, or samples) as TensorFlow Serving would, via the TF1 loader."""
     from smsurgery.graph.run import run_body
 
+    _warn_serving_tags(path, version, tags)
     if body is not None and inputs:
         raise InvalidRequest("give either --body or --input, not both")
     if body is None:
@@ -190,6 +191,19 @@ def run(
     with working("starting TensorFlow, loading the version as Serving does"):
         result = run_body(path, data, version=version, tags=parse_tags(tags), signature=signature, method=method)
     sys.stdout.write(result.text + "\n")
+
+
+def _warn_serving_tags(path: str, version: int | None, tags: str | None) -> None:
+    """With the default tag rule, say so when Serving (which wants `serve`) would not load the model."""
+    from smsurgery.model import read
+    from smsurgery.tags import serving_tags_warning
+
+    if tags is not None:
+        return
+    model = read(path, version)
+    message = serving_tags_warning(model.tag_sets, model.meta_graph(None).tags)
+    if message:
+        warn(message)
 
 
 def _read_body(body: str) -> bytes:

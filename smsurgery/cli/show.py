@@ -69,6 +69,9 @@ def render_show(report: dict[str, Any]) -> None:
                     direction[:-1], alias, tensor["dtype"], shape_text(tensor["shape"]), tensor_location(tensor)
                 )
         out.print(table)
+    if report.get("placements"):
+        pins = ", ".join(f"{device} ({count})" for device, count in report["placements"].items())
+        out.print(f"device placements (nodes): {pins}")
     files = report["assets"] + report["assets_extra"]
     if files:
         table = Table(title="files", title_justify="left")

@@ -116,7 +116,8 @@ def run_edits(
     for message in result.report.warnings + [n for n in notes if n not in result.checks]:
         warn(message)
     published = result.published
-    assert published is not None
+    if published is None:  # the edits found nothing to change
+        return
     out.print(f"published {published.path} (version {published.version} of {published.base})")
     for change in result.report.changes:
         out.print(f"  {change.detail}")

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from smsurgery import formats, protos
+from smsurgery.comparison import Tolerance, compare_outputs, tolerance
 from smsurgery.errors import (
     CorruptModel,
     InvalidEdit,
@@ -53,7 +54,6 @@ from smsurgery.tensor_pairs import parse_tensor_pairs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 CANDIDATES_SCHEMA = "smsurgery.convert.candidates/1"
-TOLERANCE = 1e-6
 METHODS = ("predict", "classify", "regress")
 # Ops whose dangling outputs are bookkeeping, never a model output.
 # fmt: off
@@ -111,12 +111,15 @@ class Verification:
     batch: int
     max_abs_diff: float
     outputs: dict[str, float]
+    tolerance: Tolerance
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": True,
             "batch": self.batch,
-            "tolerance": TOLERANCE,
+            "tolerance": self.tolerance.atol,
+            "rtol": self.tolerance.rtol,
+            "atol": self.tolerance.atol,
             "max_abs_diff": self.max_abs_diff,
             "outputs": dict(self.outputs),
         }
@@ -181,9 +184,12 @@ def convert(
     version: int | None = None,
     verify: bool = True,
     batch: int = 3,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ConvertReport:
     """Write SOURCE as a new version of BASE; raise with nothing written when anything is wrong."""
     fmt = _convertible(formats.detect(source))
+    tol = tolerance(rtol, atol)
     base = Path(base)
     tag_set = tuple(tags) if tags else ("serve",)
     _check_target(base, version, signature)
@@ -199,7 +205,7 @@ def convert(
             with staged_version(base, version) as staging:
                 src.export(staging.path, tag_set)
                 view = _staged_signature(staging.path, tag_set, signature)
-                checked = _verify(src, staging.path, tag_set, view, batch) if verify else None
+                checked = _verify(src, staging.path, tag_set, view, batch, tol) if verify else None
         except BaseException:
             _remove_created(base, created)
             raise
@@ -467,7 +473,9 @@ def _staged_signature(path: Path, tags: tuple[str, ...], key: str) -> SignatureV
     raise PublishError(f"the staged SavedModel has no signature '{key}' under tags [{','.join(tags)}]")
 
 
-def _verify(src: Source, staged: Path, tags: tuple[str, ...], view: SignatureView, batch: int) -> Verification:
+def _verify(
+    src: Source, staged: Path, tags: tuple[str, ...], view: SignatureView, batch: int, tol: Tolerance
+) -> Verification:
     feeds = sample_inputs(view, batch=batch, seed=0)
     try:
         expected = src.run(view, feeds)
@@ -478,27 +486,10 @@ def _verify(src: Source, staged: Path, tags: tuple[str, ...], view: SignatureVie
         ) from error
     with load_session(staged, tags) as loaded:
         got = loaded.run(view.key, feeds)
-    diffs = {alias: _max_abs_diff(expected[alias], got[alias]) for alias in sorted(expected)}
-    worst = max(diffs.values(), default=0.0)
-    if worst > TOLERANCE:
-        alias = max(diffs, key=lambda a: diffs[a])
+    result = compare_outputs(expected, {alias: got[alias] for alias in expected}, tol)
+    diffs = {alias: item.distance for alias, item in result.outputs.items()}
+    if not result:
         raise VerificationFailed(
-            f"output '{alias}' of the converted model differs from the source by {worst:.3g} (> {TOLERANCE:g})",
-            hint="nothing was written",
+            f"the converted model differs from the source: {'; '.join(result.failures())}", hint="nothing was written"
         )
-    return Verification(batch=batch, max_abs_diff=worst, outputs=diffs)
-
-
-def _max_abs_diff(expected: Any, got: Any) -> float:
-    a, b = np.asarray(expected), np.asarray(got)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    if not (np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)):
-        return 0.0 if np.array_equal(a, b) else float("inf")
-    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b) else np.float64
-    a, b = a.astype(wide), b.astype(wide)
-    both_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(both_nan, 0.0, np.abs(a - b))
-    return float(np.nan_to_num(diff, nan=np.inf).max())
+    return Verification(batch=batch, max_abs_diff=result.max_abs, outputs=diffs, tolerance=tol)

@@ -12,29 +12,27 @@ to the model's H and W, scale to the model's range and dtype. The decode runs
 in `tf.map_fn` with a declared `[H, W, C]` output signature, so images of
 different sizes share a batch and the model sees a static shape.
 
-Two routes, chosen by the kind of export (`route="auto"`):
-- `session` (TF1 exports): the model goes into a `tf.compat.v1` session
-  (`editable`), the decoder is built in its graph, `rewire.front_signature`
-  copies what depends on the image input and feeds it the decoded batch,
-  and `SavedModelBuilder` writes the result (`export.publish_editable`).
-- `function` (TF2 and Keras exports): `tf.saved_model.load`, a new
-  `tf.function` that decodes and calls the original signature function,
-  `tf.saved_model.save` with every original signature plus the new one. The
-  result stays a TF2 export (object graph, restored attributes such as a
-  Keras export's `serve`), which the session route would drop.
-Both results load under `tf.compat.v1.saved_model.loader.load` and
-`tf.saved_model.load` with the same keys and aliases; `image_routes`
-checks the staging folder with both loaders before it is published.
+`ImagePreprocessor` is this decoder as a preprocessor of the attach
+interface (`graph.attach`), which builds it into TF1 exports (session
+route) and TF2 exports (function route) and checks the result against the
+same decoding done eagerly; `image_plan` settles every choice without
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from smsurgery.comparison import tolerance
+from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
 from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
+from smsurgery.image_presets import MODE_ARITHMETIC
 
 SCHEMA = "smsurgery.image-input/1"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,6 +41,7 @@ __all__ = [
     "SCHEMA",
     "ImageInputReport",
     "ImagePlan",
+    "ImagePreprocessor",
     "ImageSpec",
     "add_image_input",
     "decode_images",
@@ -103,21 +102,60 @@ def resize_with_pad(tf: Any, image: Any, height: int, width: int, method: str) -
     return tf.image.pad_to_bounding_box(resized, tf.cast(top, tf.int32), tf.cast(left, tf.int32), height, width)
 
 
-def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
-    """One image file (scalar string) -> [H, W, C] of the model's dtype and range."""
-    image = _decode(tf, data, spec.channels)
-    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]; must come before resize
+def central_crop(tf: Any, image: Any, fraction: float) -> Any:
+    """`tf.image.central_crop`'s formula, computed the same way in graphs and eagerly.
+
+    TensorFlow's own uses Python floats on static shapes (eager) and float
+    tensors on dynamic ones (graphs); here it is always float64 tensors:
+    start = floor((side - side * fraction) / 2), size = side - 2 * start.
+    """
+    shape = tf.shape(image)
+    sides = tf.cast(shape[:2], tf.float64)
+    start = tf.cast(tf.floor((sides - sides * fraction) / 2), tf.int32)
+    size = shape[:2] - 2 * start
+    return tf.slice(image, tf.concat([start, [0]], 0), tf.concat([size, [-1]], 0))
+
+
+def resize_shorter_then_crop(tf: Any, image: Any, shorter: int, height: int, width: int, method: str) -> Any:
+    """Resize the shorter side to `shorter` (the other: floor(side * shorter / short side)), center-crop H x W."""
+    shape = tf.shape(image, out_type=tf.int64)
+    h, w, target = shape[0], shape[1], tf.constant(shorter, tf.int64)
+    tall = h >= w
+    new_h = tf.where(tall, tf.maximum(target, (h * target) // w), target)
+    new_w = tf.where(tall, target, tf.maximum(target, (w * target) // h))
+    resized = tf.image.resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32), method=method)
+    top = tf.cast((new_h - height) // 2, tf.int32)
+    left = tf.cast((new_w - width) // 2, tf.int32)
+    return tf.image.crop_to_bounding_box(resized, top, left, height, width)
+
+
+def _resized(tf: Any, image: Any, spec: ImageSpec) -> Any:
+    if spec.crop is not None and spec.crop < 1.0:
+        image = central_crop(tf, image, spec.crop)
+    if spec.resize_shorter is not None:
+        return resize_shorter_then_crop(tf, image, spec.resize_shorter, spec.height, spec.width, spec.resize)
     if spec.preserve_aspect_ratio:
-        image = resize_with_pad(tf, image, spec.height, spec.width, spec.resize)
-    else:
-        image = tf.image.resize(image, [spec.height, spec.width], method=spec.resize)
-    low, high = spec.scale
-    if (low, high) != (0.0, 1.0):
-        image = image * (high - low) + low
-    if spec.mean is not None:
-        image = image - tf.constant(spec.mean, tf.float32)
-    if spec.std is not None:
-        image = image / tf.constant(spec.std, tf.float32)
+        return resize_with_pad(tf, image, spec.height, spec.width, spec.resize)
+    return tf.image.resize(image, [spec.height, spec.width], method=spec.resize)
+
+
+def keras_preprocess(tf: Any, pixels: Any, mode: str) -> Any:
+    """`keras.applications` `preprocess_input` on float32 pixels 0..255, channels last (see image_presets)."""
+    arithmetic = MODE_ARITHMETIC[mode]
+    if mode == "tf":
+        return pixels / 127.5 - 1.0
+    if mode == "torch":
+        pixels = pixels / 255.0
+    if arithmetic.channel_order == "bgr":
+        pixels = tf.reverse(pixels, axis=[-1])
+    if arithmetic.mean is not None:
+        pixels = pixels - tf.constant(arithmetic.mean, tf.float32)
+    if arithmetic.std is not None:
+        pixels = pixels / tf.constant(arithmetic.std, tf.float32)
+    return pixels
+
+
+def _cast(tf: Any, image: Any, spec: ImageSpec) -> Any:
     dtype = tf.as_dtype(spec.tf_dtype)
     if dtype.is_integer:
         image = tf.saturate_cast(tf.round(image), dtype)
@@ -127,18 +165,99 @@ def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
     return image
 
 
+def preprocess_one(tf: Any, data: Any, spec: ImageSpec) -> Any:
+    """One image file (scalar string) -> [H, W, C] of the model's dtype and range."""
+    image = _decode(tf, data, spec.channels)
+    if spec.preset_mode is not None:  # keras arithmetic on 0..255 floats, resized as preprocess_input's users do
+        image = _resized(tf, tf.cast(image, tf.float32), spec)
+        return _cast(tf, keras_preprocess(tf, image, spec.preset_mode), spec)
+    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]; must come before resize
+    image = _resized(tf, image, spec)
+    low, high = spec.scale
+    if (low, high) != (0.0, 1.0):
+        image = image * (high - low) + low
+    if spec.channel_order == "bgr":
+        image = tf.reverse(image, axis=[-1])
+    if spec.mean is not None:
+        image = image - tf.constant(spec.mean, tf.float32)
+    if spec.std is not None:
+        image = image / tf.constant(spec.std, tf.float32)
+    return _cast(tf, image, spec)
+
+
 def decode_images(tf: Any, strings: Any, spec: ImageSpec) -> Any:
-    """[N] image files -> [N, H, W, C], every op on the CPU."""
+    """[N] image files -> [N, H, W, C] (or [N, C, H, W] for layout nchw), every op on the CPU."""
     with tf.device("/CPU:0"):
         if spec.base64_in_graph:
             strings = tf.io.decode_base64(strings)
         # do_not_convert: map_fn would run autograph on the body (~1.5 s) for nothing; it uses tf.cond itself.
-        return tf.map_fn(
+        images = tf.map_fn(
             tf.autograph.experimental.do_not_convert(lambda data: preprocess_one(tf, data, spec)),
             strings,
             fn_output_signature=tf.TensorSpec([spec.height, spec.width, spec.channels], tf.as_dtype(spec.tf_dtype)),
             name="decode_images",
         )
+        return tf.transpose(images, [0, 3, 1, 2]) if spec.layout == "nchw" else images
+
+
+def sample_jpeg(tf: Any, height: int, width: int, channels: int = 3, seed: int = 0) -> bytes:
+    """A deterministic JPEG (smooth gradients plus noise, so resizing has work to do)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([x / max(width - 1, 1), y / max(height - 1, 1), (x + y) / max(height + width - 2, 1)], axis=2)
+    pixels = np.clip(base * 220 + rng.uniform(0, 35, size=base.shape), 0, 255).astype(np.uint8)
+    if channels == 1:
+        pixels = pixels[..., :1]
+    return bytes(tf.io.encode_jpeg(pixels, quality=90).numpy())
+
+
+@dataclass(frozen=True)
+class ImagePreprocessor:
+    """Image files in `alias` ([N] strings) -> the batch for the model input `feeds`."""
+
+    feeds: str
+    alias: str
+    spec: ImageSpec
+
+    @property
+    def replaces(self) -> tuple[str, ...]:
+        return (self.feeds,)
+
+    @property
+    def new_inputs(self) -> dict[str, tuple[str, tuple[int | None, ...]]]:
+        return {self.alias: ("string", (None,))}
+
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        """The input takes image files, unless it takes base64 text of them (not what clients send as b64)."""
+        return () if self.spec.base64_in_graph else (self.alias,)
+
+    def __call__(self, tf: Any, inputs: Mapping[str, Any]) -> Any:
+        return {self.feeds: decode_images(tf, inputs[self.alias], self.spec)}
+
+    def sample(self, tf: Any) -> dict[str, np.ndarray]:
+        """One JPEG whose size differs from the model's in both directions."""
+        spec = self.spec
+        jpeg = sample_jpeg(tf, spec.height * 3 // 2 + 5, spec.width * 2 // 3 + 7, spec.channels)
+        feed = tf.io.encode_base64(jpeg).numpy() if spec.base64_in_graph else jpeg
+        return {self.alias: np.array([feed], dtype=object)}
+
+
+def attach_plan(plan: ImagePlan) -> AttachPlan:
+    """The image plan as an attachment: its decoder in front of the image input."""
+    return AttachPlan(
+        model=plan.model,
+        meta=plan.meta,
+        signature=plan.signature,
+        target=plan.target,
+        keep_original_as=plan.keep_original_as,
+        replace=plan.replace,
+        base=plan.base,
+        route=plan.route,
+        pre=ImagePreprocessor(feeds=plan.image.alias, alias=plan.new_alias, spec=plan.spec),
+        any_batch=True,
+        drop_extra=plan.drop_extra,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -187,22 +306,23 @@ def add_image_input(
     out_base: str | Path | None = None,
     new_version: int | None = None,
     verify: bool = True,
+    rtol: float | None = None,
+    atol: float | None = None,
     **options: Any,
 ) -> ImageInputReport:
     """Publish a new version whose signature takes image files as `<alias>_bytes`.
 
     `options` are those of `plan_image_input` (input, input_name, size,
     channels, resize, preserve_aspect_ratio, scale, mean, std, target,
-    keep_original_as, replace, base64_in_graph, route). Every bad input is
+    keep_original_as, replace, base64_in_graph, route); `rtol`/`atol` the
+    tolerance of the check (defaults: `smsurgery.comparison`). Every bad input is
     refused before TensorFlow starts and before anything is written.
     """
     started = time.perf_counter()
     plan = plan_image_input(path, signature, version=version, tags=tags, out_base=out_base, **options)
-    from smsurgery.graph import image_routes
-
-    check = image_routes.staging_check(plan) if verify else None
-    route = image_routes.session_route if plan.route == "session" else image_routes.function_route
-    published = route(plan, new_version=new_version, check=check)
+    attachment = attach_plan(plan)
+    check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
+    published = attach(attachment, new_version=new_version, check=check)
     return ImageInputReport(
         source=str(plan.model.ref),
         base=str(published.base),

@@ -22,6 +22,7 @@ from smsurgery.errors import (
     UnsupportedModel,
     listing,
 )
+from smsurgery.image_presets import FAMILIES, MODES, preset_mode
 from smsurgery.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile, SignatureView, TensorView, read
 from smsurgery.reexport import target_base
 
@@ -43,6 +44,12 @@ CHANNELS = (1, 3, 4)
 DEFAULT_TARGET = "serving_b64"
 DEFAULT_KEEP_ORIGINAL_AS = "serving_float"
 ROUTES = ("auto", "session", "function")
+CHANNEL_ORDERS = ("rgb", "bgr")
+DECODING_OPTIONS = (
+    "resize", "preserve_aspect_ratio", "scale", "mean", "std", "base64_in_graph",
+    "channel_order", "layout", "crop", "resize_shorter", "preset",
+)  # fmt: skip
+LAYOUTS = ("nhwc", "nchw")
 WARMUP = "tf_serving_warmup_requests"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
 
@@ -61,10 +68,23 @@ class ImageSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     base64_in_graph: bool = False
+    channel_order: str = "rgb"  # bgr: channels reversed after scaling, before --mean/--std
+    layout: str = "nhwc"  # nchw: the batch is transposed to [N, C, H, W] last
+    crop: float | None = None  # central crop to this fraction of each side, before resizing
+    resize_shorter: int | None = None  # resize the shorter side to this, keep aspect, center-crop to H x W
+    preset: str | None = None  # a keras.applications family or mode: its preprocess_input, exactly
+    preset_mode: str | None = None  # tf | torch | caffe | none
 
     @property
     def tf_dtype(self) -> str:
         return TF_DTYPES[self.dtype]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One decoded image as the model input takes it (without the batch)."""
+        if self.layout == "nchw":
+            return (self.channels, self.height, self.width)
+        return (self.height, self.width, self.channels)
 
 
 @dataclass(frozen=True)
@@ -151,8 +171,27 @@ def choose_input(signature: SignatureView, alias: str | None) -> TensorView:
     return tensor
 
 
-def _channels(tensor: TensorView, channels: int | None) -> int:
-    static = tensor.shape[3] if tensor.shape else -1
+def _axes(layout: str) -> tuple[int, int, int]:
+    """(height, width, channel) axes of a 4-D input in `layout`."""
+    return (2, 3, 1) if layout == "nchw" else (1, 2, 3)
+
+
+def _layout(tensor: TensorView, layout: str | None) -> str:
+    layout = layout or "nhwc"
+    if layout not in LAYOUTS:
+        raise InvalidEdit(f"unknown layout '{layout}'", hint=f"use one of: {listing(LAYOUTS)}")
+    assert tensor.shape is not None
+    channel = tensor.shape[_axes(layout)[2]]
+    if layout == "nchw" and channel >= 0 and channel not in CHANNELS:
+        raise UnsupportedModel(
+            f"--layout nchw: input '{tensor.alias}' {_shape_text(tensor)} has {channel} on its channel axis (1); "
+            "images decode to 1, 3 or 4 channels"
+        )
+    return layout
+
+
+def _channels(tensor: TensorView, channels: int | None, layout: str = "nhwc") -> int:
+    static = tensor.shape[_axes(layout)[2]] if tensor.shape else -1
     if static >= 0 and channels is not None and channels != static:
         raise InvalidEdit(f"--channels {channels} contradicts input '{tensor.alias}', which has {static} channels")
     value = static if static >= 0 else channels
@@ -162,15 +201,19 @@ def _channels(tensor: TensorView, channels: int | None) -> int:
             hint="pass --channels 1, 3 or 4",
         )
     if value not in CHANNELS:
+        first = tensor.shape[1] if tensor.shape else -1
+        hint = "pass --layout nchw (channels first)" if layout == "nhwc" and first in CHANNELS else None
         raise UnsupportedModel(
-            f"input '{tensor.alias}' {_shape_text(tensor)} has {value} channels; images decode to 1, 3 or 4"
+            f"input '{tensor.alias}' {_shape_text(tensor)} has {value} channels; images decode to 1, 3 or 4",
+            hint=hint,
         )
     return value
 
 
-def _size(tensor: TensorView, size: Sequence[int] | None) -> tuple[int, int]:
+def _size(tensor: TensorView, size: Sequence[int] | None, layout: str = "nhwc") -> tuple[int, int]:
     assert tensor.shape is not None
-    static = (tensor.shape[1], tensor.shape[2])
+    axis_h, axis_w, _ = _axes(layout)
+    static = (tensor.shape[axis_h], tensor.shape[axis_w])
     if size is None:
         if min(static) < 0:
             raise UnsupportedModel(
@@ -211,10 +254,92 @@ def _per_channel(text: str | Sequence[float] | None, what: str, channels: int) -
     return values
 
 
+def _crop(text: str | float | None) -> float | None:
+    """`central:FRACTION` (or a number) -> FRACTION in (0, 1]."""
+    if text is None:
+        return None
+    value = str(text)
+    kind, sep, fraction = value.partition(":")
+    if not sep:
+        kind, fraction = "central", value
+    try:
+        number = float(fraction)
+    except ValueError:
+        number = float("nan")
+    if kind != "central" or not 0.0 < number <= 1.0:
+        raise InvalidEdit(f"--crop {value!r}: expected central:FRACTION with FRACTION in (0, 1], e.g. central:0.875")
+    return number
+
+
+def _resize_shorter(value: int | None, size: tuple[int, int], options: dict) -> int | None:
+    if value is None:
+        return None
+    value = int(value)
+    if value < max(size):
+        raise InvalidEdit(
+            f"--resize-shorter {value} is smaller than the input size {size[0]}x{size[1]}; "
+            "the center crop needs the shorter side at least that large"
+        )
+    if options.get("preserve_aspect_ratio"):
+        raise InvalidEdit("--resize-shorter already keeps the aspect ratio; it cannot go with --preserve-aspect-ratio")
+    return value
+
+
+def _preset(name: str | None, tensor: TensorView, channels: int, options: dict) -> dict:
+    """The spec fields a preset fixes; refuses explicit options that disagree with its mode."""
+    if name is None:
+        return {}
+    mode = preset_mode(name)
+    if mode is None:
+        raise InvalidEdit(
+            f"unknown preset '{name}'", hint=f"modes: {listing(MODES)}; families: {listing(sorted(FAMILIES))}"
+        )
+    if channels != 3 or TF_DTYPES[tensor.dtype] not in ("float32", "float16", "float64", "bfloat16"):
+        raise UnsupportedModel(
+            f"--preset {name} makes 3-channel float images; input '{tensor.alias}' is {tensor.dtype} "
+            f"with {channels} channel(s)"
+        )
+    fixed = {"scale": mode.scale, "mean": mode.mean, "std": mode.std, "channel_order": mode.channel_order}
+    for option, value in fixed.items():
+        given = options.get(option)
+        if given is None or (option == "channel_order" and given == value):
+            continue
+        parsed = _floats(given, f"--{option}") if option != "channel_order" else given
+        if option in ("mean", "std") and parsed is not None and len(parsed) == 1:
+            parsed = parsed * 3
+        if parsed != value:
+            shown = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
+            raise InvalidEdit(
+                f"--preset {name} (mode {mode.name}) disagrees with --{option.replace('_', '-')} {given}: "
+                f"the mode uses {shown or 'none'}",
+                hint="drop the option, or drop --preset and give every step yourself",
+            )
+    return {**fixed, "preset": name, "preset_mode": mode.name}
+
+
 def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dict) -> ImageSpec:
     resize = "bilinear" if options.get("resize") is None else options["resize"]
     if resize not in RESIZE_METHODS:
         raise InvalidEdit(f"unknown resize method '{resize}'", hint=f"use one of: {listing(RESIZE_METHODS)}")
+    order = options.get("channel_order") or "rgb"
+    if order not in CHANNEL_ORDERS:
+        raise InvalidEdit(f"unknown channel order '{order}'", hint=f"use one of: {listing(CHANNEL_ORDERS)}")
+    if order == "bgr" and channels != 3:
+        raise InvalidEdit(f"--channel-order bgr needs 3 channels; input '{tensor.alias}' has {channels}")
+    preset = _preset(options.get("preset"), tensor, channels, options)
+    extra = {
+        "channel_order": order,
+        "layout": options.get("layout") or "nhwc",
+        "crop": _crop(options.get("crop")),
+        "resize_shorter": _resize_shorter(options.get("resize_shorter"), size, options),
+        **preset,
+    }
+    if preset:
+        return ImageSpec(
+            height=size[0], width=size[1], channels=channels, dtype=tensor.dtype, resize=resize,
+            preserve_aspect_ratio=bool(options.get("preserve_aspect_ratio")),
+            base64_in_graph=bool(options.get("base64_in_graph")), **extra,
+        )  # fmt: skip
     integer = TF_DTYPES[tensor.dtype] not in ("float32", "float16", "float64", "bfloat16")
     scale = _floats(options.get("scale"), "--scale") or ((0.0, 255.0) if integer else (0.0, 1.0))
     if len(scale) != 2 or not scale[0] < scale[1]:
@@ -233,6 +358,7 @@ def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dic
         mean=_per_channel(options.get("mean"), "--mean", channels),
         std=std,
         base64_in_graph=bool(options.get("base64_in_graph")),
+        **extra,
     )
 
 
@@ -279,6 +405,16 @@ def _route(meta: MetaGraph, route: str | None) -> str:
     return route
 
 
+def image_spec(
+    image: TensorView, *, size: Sequence[int] | None = None, channels: int | None = None, decoding: dict | None = None
+) -> ImageSpec:
+    """How image files become rows of `image` (also used for image features inside tf.Examples)."""
+    decoding = dict(decoding or {})
+    layout = _layout(image, decoding.get("layout"))
+    count = _channels(image, channels, layout)
+    return _spec(image, count, _size(image, size, layout), {**decoding, "layout": layout})
+
+
 def plan_image_input(
     path: str | Path,
     signature: str | None = None,
@@ -299,9 +435,11 @@ def plan_image_input(
     """Check the request against the model; every choice settled, nothing written.
 
     `decoding`: resize, preserve_aspect_ratio, scale ("LOW,HIGH"), mean, std
-    ("a,b,c" or one value), base64_in_graph.
+    ("a,b,c" or one value), base64_in_graph, channel_order (rgb|bgr), layout
+    (nhwc|nchw), crop ("central:FRACTION"), resize_shorter (N), preset (a
+    keras.applications family or mode, see `image_presets`).
     """
-    unknown = set(decoding) - {"resize", "preserve_aspect_ratio", "scale", "mean", "std", "base64_in_graph"}
+    unknown = set(decoding) - set(DECODING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
     model = read(path, version)
@@ -309,8 +447,7 @@ def plan_image_input(
     key = "serving_default" if signature is None else signature
     view = meta.signature(key)
     image = choose_input(view, input_alias)
-    count = _channels(image, channels)
-    spec = _spec(image, count, _size(image, size), dict(decoding))
+    spec = image_spec(image, size=size, channels=channels, decoding=decoding)
     new_alias = _check_name(f"{image.alias}_bytes" if input_name is None else input_name, "--input-name")
     if new_alias in {t.alias for t in view.inputs if t.alias != image.alias}:
         raise NameCollision(

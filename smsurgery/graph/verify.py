@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from smsurgery.comparison import Tolerance, compare_arrays, tolerance
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
 from smsurgery.model import SignatureView, read
@@ -152,32 +153,6 @@ def _run_plan(path: Path, tags: tuple[str, ...], plan: list[tuple[str, dict[str,
         return _failure(error)
 
 
-def _as_float(array: np.ndarray) -> np.ndarray:
-    return array.astype(np.float64) if array.dtype.kind in "biuf" else array.astype(np.complex128)
-
-
-def diff_arrays(old: np.ndarray, new: np.ndarray, rtol: float, atol: float) -> tuple[str, float | None, float | None]:
-    """(status, max abs diff, max rel diff) of `new` against reference `old` (numpy.allclose semantics)."""
-    old, new = np.asarray(old), np.asarray(new)
-    if old.shape != new.shape:
-        return "differs", None, None
-    if old.dtype.kind not in "biufc" or new.dtype.kind not in "biufc":
-        return ("identical", 0.0, 0.0) if np.array_equal(old, new) else ("differs", None, None)
-    if old.size == 0:
-        return "identical", 0.0, 0.0
-    a, b = _as_float(old), _as_float(new)
-    both_nan = np.isnan(a) & np.isnan(b)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        delta = np.where(both_nan, 0.0, np.abs(a - b))
-        delta = np.where(np.isnan(delta), np.inf, delta)
-        rel = np.where(delta == 0, 0.0, delta / np.abs(a))
-    max_abs, max_rel = float(np.max(delta)), float(np.max(rel))
-    if max_abs == 0.0 and old.dtype == new.dtype:
-        return "identical", max_abs, max_rel
-    within = bool(np.all(delta <= atol + rtol * np.abs(a)))
-    return ("within" if within else "differs"), max_abs, max_rel
-
-
 def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | None:
     """The declared dtype of an output against what the graph actually returned."""
     try:
@@ -202,18 +177,9 @@ def _output_diffs(
         elif not compare or origin is None:
             diffs.append(OutputDiff(alias, origin, "changed" if pair.old else "new"))
         else:
-            status, max_abs, max_rel = diff_arrays(old[origin], new[alias], rtol, atol)
-            detail = _diff_detail(np.asarray(old[origin]), np.asarray(new[alias]), max_abs, max_rel)
-            diffs.append(OutputDiff(alias, origin, status, max_abs, max_rel, detail))
+            result = compare_arrays(old[origin], new[alias], Tolerance(rtol, atol))
+            diffs.append(OutputDiff(alias, origin, result.status, result.max_abs, result.max_rel, result.detail))
     return diffs
-
-
-def _diff_detail(old: np.ndarray, new: np.ndarray, max_abs: float | None, max_rel: float | None) -> str:
-    if max_abs is not None:
-        return f"max abs diff {max_abs:.6g}, max rel diff {max_rel:.6g}"
-    if old.shape != new.shape:
-        return f"shape {old.shape} -> {new.shape}"
-    return "values differ"
 
 
 def _compare_pair(
@@ -253,10 +219,15 @@ def _at(results: Results | Failure, position: int) -> Any:
 
 
 def _run_comparison(
-    a: Path, b: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, rtol: float, atol: float
-) -> _Runs:
-    """Run paired signatures in A and in B (same order, same inputs); then B's unpaired ones."""
-    view_a, view_b = read(a).meta_graph(tags), read(b).meta_graph(tags)
+    a: Path, b: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, rtol: float, atol: float,
+    tags_b: tuple[str, ...] | None = None,
+) -> _Runs:  # fmt: skip
+    """Run paired signatures in A and in B (same order, same inputs); then B's unpaired ones.
+
+    `tags_b`: B's meta graph has another tag set (a retagged version).
+    """
+    tags_b = tags if tags_b is None else tags_b
+    view_a, view_b = read(a).meta_graph(tags), read(b).meta_graph(tags_b)
     ordered = [p for p in pairs if p.old is not None] + [p for p in pairs if p.old is None]
     plan_a, plan_b = [], []
     for pair in ordered:
@@ -266,7 +237,7 @@ def _run_comparison(
         feeds = sample_inputs(view_a.signature(pair.old), batch=SAMPLE_BATCH, seed=SAMPLE_SEED)
         plan_a.append((pair.old, feeds))
         plan_b.append((pair.new, {new: feeds[old] for new, old in pair.inputs.items() if old in feeds}))
-    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags, plan_b)
+    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags_b, plan_b)
     report = ComparisonReport(a=str(a), b=str(b), rtol=rtol, atol=atol, signatures=[])
     for position, pair in enumerate(ordered):
         old = _at(results_a, position) if pair.old is not None else None
@@ -280,12 +251,12 @@ def _run_comparison(
     return _Runs(report, plan_b, results_a, results_b)
 
 
-def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...]) -> None:
+def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...], tags_new: tuple[str, ...]) -> None:
     """Load B with tf.saved_model.load: same keys and aliases, and the same values as its TF1 run."""
-    view = read(new).meta_graph(tags)
+    view = read(new).meta_graph(tags_new)
     report, plan, results = runs.report, runs.plan_b, runs.results_b
     try:
-        loaded = load_tf2(new, tags)
+        loaded = load_tf2(new, tags_new)
     except SmsurgeryError as error:
         verdict = "both fail alike" if _tf2_fails(old, tags) else f"does not load: {first_line(error)}"
         for outcome in report.signatures:
@@ -321,9 +292,9 @@ def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray
     if isinstance(tf1, Failure):
         return "agrees"  # runs under TF2 only: nothing to compare
     for alias in outputs:
-        status, max_abs, _ = diff_arrays(tf1[alias], values[alias], rtol=1e-6, atol=1e-6)
-        if status == "differs":
-            return f"output '{alias}' differs from the TF1 loader's (max abs diff {max_abs})"
+        result = compare_arrays(tf1[alias], values[alias], Tolerance(rtol=1e-6, atol=1e-6))
+        if not result:
+            return f"output '{alias}' differs from the TF1 loader's ({result.detail})"
     return "agrees"
 
 
@@ -333,8 +304,8 @@ def compare(
     *,
     signature: str | None = None,
     tags: tuple[str, ...] | None = None,
-    rtol: float = 0.0,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> ComparisonReport:
     """Run the signatures A and B share on the same inputs; report max abs/rel difference per output."""
     model_a, model_b = read(a), read(b)
@@ -357,7 +328,8 @@ def compare(
             inputs={t.alias: (t.alias if t.alias in inputs_a else None) for t in sig_b.inputs},
             outputs={t.alias: t.alias for t in sig_b.outputs if t.alias in {o.alias for o in sig_a.outputs}},
         ))  # fmt: skip
-    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=rtol, atol=atol)
+    tol = tolerance(rtol, atol)
+    runs = _run_comparison(model_a.path, model_b.path, meta_a.tags, pairs, rtol=tol.rtol, atol=tol.atol)
     for ref, results in ((model_a.ref, runs.results_a), (model_b.ref, runs.results_b)):
         if isinstance(results, Failure) and pairs:
             raise LoaderFailed(f"cannot compare: {ref} does not load with the TF1 loader ({results.message})")
@@ -376,11 +348,20 @@ def verify_edit(
     pairs: list[SignaturePair],
     *,
     tf2: bool,
-    rtol: float = 0.0,
-    atol: float = 0.0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    new_tags: tuple[str, ...] | None = None,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`."""
-    runs = _run_comparison(old, new, tags, pairs, rtol=rtol, atol=atol)
+    """Old against new: unchanged outputs must match within the tolerance (`comparison` defaults).
+
+    An edit that leaves a computation alone gives identical outputs in the TF1
+    loader (reported as `identical`); the tolerance is there for re-exports
+    whose kernels round differently (reported as `within`, with the figures).
+    `new_tags`: the meta graph to check in the new version, when an edit retagged it.
+    """
+    tol = tolerance(rtol, atol)
+    new_tags = tags if new_tags is None else new_tags
+    runs = _run_comparison(old, new, tags, pairs, rtol=tol.rtol, atol=tol.atol, tags_b=new_tags)
     if tf2:
-        _check_tf2_view(runs, old, new, tags)
+        _check_tf2_view(runs, old, new, tags, new_tags)
     return runs.report

@@ -48,6 +48,7 @@ class ModelPlan:
     steps: list[StepOutcome] = field(default_factory=list)
     verdict: str = "unchanged"
     changes: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # what `check` finds in the result
     reason: str | None = None
     draft: Draft | None = None
 
@@ -55,6 +56,7 @@ class ModelPlan:
         return {
             "base": self.base, "version": self.version, "status": self.status, "verdict": self.verdict,
             "reason": self.reason, "steps": [s.to_json() for s in self.steps], "changes": self.changes,
+            "findings": self.findings,
         }  # fmt: skip
 
 
@@ -114,14 +116,45 @@ def plan_model(recipe: RecipeFile, base: str | Path) -> ModelPlan:
         result.changes = [c.to_json() for c in diff.changes]
         result.verdict = diff.to_json()["verdict"]
         result.draft = draft
-        allowed = recipe.require.get("verdict")
-        if allowed is not None and VERDICTS.index(result.verdict) > VERDICTS.index(allowed):
-            result.status, result.reason = "blocked", f"diff verdict {result.verdict}; the recipe allows {allowed}"
-        else:
-            result.status = "changes"
+        result.findings, new_errors = _check_findings(source, edited, draft.tags)
+        result.status, result.reason = "changes", _unmet(recipe, result, new_errors)
+        if result.reason is not None:
+            result.status = "blocked"
     except SmsurgeryError as error:
         result.status, result.reason = "error", str(error)
     return result
+
+
+def _check_findings(source: SavedModelFile, edited: SavedModelFile, tags: tuple[str, ...]) -> tuple[list, int]:
+    """`check`'s TF-free findings on the result, and how many of its errors the source did not have.
+
+    The fingerprint family is left out: a new version is written without
+    fingerprint.pb, and the source's would read as stale for the edited protos.
+    """
+    from smsurgery.check import model_findings
+    from smsurgery.oplist import load as load_oplist
+
+    target = load_oplist(None)
+    found = [f for f in model_findings(edited, tags, target) if not f.code.startswith("SM-FINGERPRINT")]
+    before = {(f.code, f.subject) for f in model_findings(source, tags, target) if f.severity == "error"}
+    new_errors = sum(f.severity == "error" and (f.code, f.subject) not in before for f in found)
+    return [f.to_json() for f in found], new_errors
+
+
+def _unmet(recipe: RecipeFile, result: ModelPlan, new_errors: int) -> str | None:
+    """Why `[require]` does not hold for this model's result (None when it does)."""
+    allowed = recipe.require.get("verdict")
+    if allowed is not None and VERDICTS.index(result.verdict) > VERDICTS.index(allowed):
+        return f"diff verdict {result.verdict}; the recipe allows {allowed}"
+    level = recipe.require.get("check")
+    errors = sum(f["severity"] == "error" for f in result.findings)
+    if level == "clean" and result.findings:
+        return f"check finds {', '.join(sorted({f['code'] for f in result.findings}))}; the recipe requires clean"
+    if level == "no-errors" and errors:
+        return f"check finds {errors} error(s); the recipe allows none"
+    if level == "no-new-errors" and new_errors:
+        return f"check finds {new_errors} error(s) the source did not have"
+    return None
 
 
 def _plan_step(draft: Draft, step: Any, number: int) -> StepOutcome:

@@ -4,6 +4,7 @@ A recipe is TOML (JSON with the same structure is accepted):
 
     [require]
     verdict = "compatible"        # the worst diff verdict allowed: unchanged|internal|compatible|breaking
+    check = "no-new-errors"       # what `smsurgery check` may find in the result
 
     [[steps]]
     op = "rename_signature"       # any kind `signature apply` knows, with its fields
@@ -40,7 +41,11 @@ MATCH_RULES = {
     "kind": "tf1 or tf2",
     "tags": "the model has this tag set (comma-separated)",
 }
-REQUIRE_RULES = {"verdict": f"the worst diff verdict allowed: {', '.join(VERDICTS)}"}
+CHECK_LEVELS = ("clean", "no-errors", "no-new-errors")
+REQUIRE_RULES = {
+    "verdict": f"the worst diff verdict allowed: {', '.join(VERDICTS)}",
+    "check": "what `smsurgery check` may find in the result: clean (nothing), no-errors, or no-new-errors",
+}
 MAX_RECIPE_BYTES = 1 << 20
 
 
@@ -132,10 +137,13 @@ def _require(data: Any, source: str) -> dict[str, str]:
         raise InvalidEdit(f"recipe {source}: [require] must be a table")
     unknown = sorted(set(data) - set(REQUIRE_RULES))
     if unknown:
-        raise InvalidEdit(f"recipe {source}: unknown requirement(s) {listing(unknown)}", hint="known: verdict")
+        raise InvalidEdit(f"recipe {source}: unknown requirement(s) {listing(unknown)}", hint="known: verdict, check")
     verdict = data.get("verdict")
     if verdict is not None and verdict not in VERDICTS:
         raise InvalidEdit(f"recipe {source}: require.verdict {verdict!r} is not one of {listing(VERDICTS)}")
+    level = data.get("check")
+    if level is not None and level not in CHECK_LEVELS:
+        raise InvalidEdit(f"recipe {source}: require.check {level!r} is not one of {listing(CHECK_LEVELS)}")
     return dict(data)
 
 

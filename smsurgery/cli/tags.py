@@ -1,0 +1,45 @@
+"""`smsurgery tags set|add`: retag a meta graph, or give it a second tag set (published as a new version)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.signature import run_edits
+from smsurgery.edits import AddTags, SetTags
+from smsurgery.target import PublishTarget
+
+tags_app = typer.Typer(help="Retag a meta graph for Serving, or add a tag set.", no_args_is_help=True)
+NewTagsArg = Annotated[
+    str, typer.Argument(metavar="NEW_TAGS", help="Comma-separated tag set, e.g. serve or serve,gpu.")
+]
+
+
+def _new_tags(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",")) if text else ()
+
+
+@tags_app.command("set")
+@publish_options
+def tags_set(
+    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
+) -> None:
+    """Replace the tag set of a meta graph (--tags OLD; default: serve, or the only one)."""
+    run_edits(path, [SetTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+
+
+@tags_app.command("add")
+@publish_options
+def tags_add(
+    path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
+) -> None:
+    """Serve a meta graph under a second tag set too (a copy of it under NEW_TAGS)."""
+    run_edits(path, [AddTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.add_typer(tags_app, name="tags")
