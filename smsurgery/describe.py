@@ -40,7 +40,7 @@ def describe_model(
 ) -> dict[str, Any]:
     meta = model.meta_graph(tags)
     require_intact(model)  # a missing shard or an escaping symlink is an error, not a detail
-    signatures = [meta.signature(signature)] if signature else meta.signatures()
+    signatures = [meta.signature(signature)] if signature is not None else meta.signatures()
     ref = model.ref
     listing = scan_versions(ref.base) if ref.base is not None else None
     variables = model.variables()

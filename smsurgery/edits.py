@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from smsurgery import casts, devices, prune, shapes
 from smsurgery import tags as tag_sets
 from smsurgery.errors import InternalError, InvalidEdit, listing
+from smsurgery.json_fields import wrong_field
 from smsurgery.signatures import (
     EditReport,
     add_output,
@@ -166,11 +167,14 @@ class Repoint(Edit):
 
 def edit_from_json(data: Mapping[str, Any]) -> Edit:
     """`{"op": "rename_signature", "old": "a", "new": "b"}` -> RenameSignature("a", "b")."""
-    if not isinstance(data, Mapping) or data.get("op") not in EDIT_TYPES:
+    if not isinstance(data, Mapping) or not isinstance(data.get("op"), str) or data["op"] not in EDIT_TYPES:
         op = data.get("op") if isinstance(data, Mapping) else data
         raise InvalidEdit(f"unknown edit {op!r}", hint=f"ops: {listing(sorted(EDIT_TYPES))}")
     cls = EDIT_TYPES[data["op"]]
     arguments = {k: v for k, v in data.items() if k != "op"}
+    wrong = wrong_field(cls, arguments)
+    if wrong is not None:
+        raise InvalidEdit(f"edit {data['op']}: {wrong}")
     try:
         return cls(**arguments)
     except TypeError as error:

@@ -38,7 +38,7 @@ import numpy as np
 from smsurgery import protos
 from smsurgery.errors import InvalidRequest
 from smsurgery.model import DEFAULT_SIGNATURE, SignatureView, TensorView
-from smsurgery.samples import sample_array, tiny_png
+from smsurgery.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_array, tiny_png
 from smsurgery.serving import (
     METHOD_NAMES,
     Raw,
@@ -58,6 +58,7 @@ from smsurgery.serving import (
     signature_name_of,
     value_text,
 )
+from smsurgery.user_files import BODY_LIMIT, read_user_file
 
 PARSE_OPS = frozenset({"ParseExample", "ParseExampleV2"})
 _MAX_VISITS = 20000
@@ -403,7 +404,7 @@ def sample_tensor_json(
     True: recorded in the model by image-input; None: the alias mentions an
     image) get a tiny PNG; other strings get readable text.
     """
-    array = sample_array(tensor, batch=batch, seed=seed)
+    array = sample_array(tensor, batch=batch, seed=seed, max_elements=MAX_JSON_SAMPLE_ELEMENTS)
     if tensor.dtype != "DT_STRING":
         if array.dtype.kind == "f":
             return np.round(array.astype(np.float64), 4).tolist()
@@ -441,16 +442,15 @@ def read_value(spec: str, alias: str, dtype: str | None) -> Any:
     stringy = dtype in (None, "DT_STRING")
     if spec.startswith("@"):
         path = Path(spec[1:]).expanduser()
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise InvalidRequest(f"input '{alias}': cannot read {path}: {error.strerror}") from error
+        data = read_user_file(path, what=f"the file of input '{alias}'", limit=BODY_LIMIT, error=InvalidRequest)
         suffix = path.suffix.lower()
         if suffix == ".json":
             try:
                 return json.loads(data)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise InvalidRequest(f"input '{alias}': {path} is not valid JSON: {error}") from error
+            except RecursionError as error:
+                raise InvalidRequest(f"input '{alias}': {path} is JSON nested too deeply") from error
         if suffix == ".npy":
             try:
                 array = np.load(io.BytesIO(data), allow_pickle=False)
@@ -465,6 +465,8 @@ def read_value(spec: str, alias: str, dtype: str | None) -> Any:
         )
     try:
         return json.loads(spec)
+    except RecursionError as error:
+        raise InvalidRequest(f"input '{alias}': the value is JSON nested too deeply") from error
     except json.JSONDecodeError as error:
         if stringy:
             return spec

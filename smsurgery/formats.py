@@ -14,6 +14,7 @@ without starting the runtime.
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from google.protobuf import text_format
 
 from smsurgery import protos
 from smsurgery.checkpoint_index import OBJECT_GRAPH_KEY, read_index
-from smsurgery.errors import PathNotFound, listing
+from smsurgery.errors import NotASavedModel, PathNotFound, listing
 from smsurgery.layout import SAVED_MODEL_FILES, has_saved_model, is_version_name
+from smsurgery.user_files import special_kind
 
 # Kinds that `convert` reads; every other kind is recognised only to be named.
 CHECKPOINT = "checkpoint"
@@ -71,11 +73,24 @@ def detect(path: str | Path) -> SourceFormat:
             if Path(f"{path}{suffix}").is_file():
                 return checkpoint_format(path, path)
         raise PathNotFound(f"no such file or folder: {path}")
+    _refuse_special(path)
     try:
         return _detect_folder(path) if path.is_dir() else _detect_file(path)
     except OSError as error:  # unreadable files or folders, special files
         where = error.filename or path
         raise PathNotFound(f"cannot read {where}: {error.strerror or error}") from error
+
+
+def _refuse_special(path: Path) -> None:
+    """A device or FIFO (the source, or a file of a source folder) would be read forever or block."""
+    try:
+        entries = [path, *path.iterdir()] if path.is_dir() else [path]
+        for entry in entries:
+            kind = special_kind(os.stat(entry).st_mode)
+            if kind is not None:
+                raise NotASavedModel(f"{entry} is {kind}, not a model file")
+    except OSError:
+        return  # unreadable: detection below names it
 
 
 def checkpoint_format(path: Path, prefix: Path) -> SourceFormat:

@@ -6,7 +6,10 @@ copy of a hostile folder could carry a file from outside it (an asset named
 `../../etc/passwd`, a symlink to `/`). `check_version` looks, without
 TensorFlow and without reading tensor data:
 
-- every symlink resolves, without a loop, to a place inside the version folder;
+- every entry is a regular file, a folder, or a symlink that resolves, without
+  a loop, to one of those inside the version folder: a device, a FIFO or a
+  socket is refused before anything opens it (a copy of a `/dev/zero`-like
+  node never ends, a read of a FIFO blocks forever);
 - every file can be read;
 - `variables/variables.index` parses, every shard it names exists, and each
   tensor's bytes (offset + size) lie inside its shard;
@@ -23,12 +26,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from smsurgery import protos
 from smsurgery.errors import CorruptModel, SmsurgeryError
+from smsurgery.user_files import special_kind
 
 ERROR = "error"
 WARNING = "warning"
@@ -65,6 +70,18 @@ def require_intact(model: Any) -> list[Problem]:
     return problems
 
 
+def require_safe_tree(folder: str | Path) -> None:
+    """Refuse a folder that a TensorFlow loader must not open: special files, escaping symlinks.
+
+    The cheap half of `require_intact` (a walk, no parsing), run before any
+    loader touches a folder: TensorFlow would block forever on a FIFO asset.
+    """
+    errors = [p for p in _check_tree(Path(folder)) if p.severity == ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise CorruptModel(f"{folder}: {errors[0]}{more}")
+
+
 def _relative(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -87,14 +104,27 @@ def _check_tree(root: Path) -> list[Problem]:
         for name in sorted(dirs + files):
             path = Path(folder) / name
             relative = _relative(root, path)
-            if path.is_symlink():
-                problem = _check_symlink(real_root, path, relative)
-                if problem is not None:
-                    problems.append(problem)
-                    continue
+            problem = _check_entry(real_root, path, relative)
+            if problem is not None:
+                problems.append(problem)
+                continue
             if name in files and not os.access(path, os.R_OK):
                 problems.append(Problem(ERROR, relative, "cannot be read (permission denied)"))
     return problems
+
+
+def _check_entry(real_root: Path, path: Path, relative: str) -> Problem | None:
+    """A device, FIFO or socket is refused before anything opens it: a copy or a read would never end."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as error:
+        return Problem(ERROR, relative, f"cannot be read: {error.strerror}")
+    if stat.S_ISLNK(mode):
+        return _check_symlink(real_root, path, relative)
+    kind = special_kind(mode)
+    if kind is not None:
+        return Problem(ERROR, relative, f"is {kind}: a version folder may hold only files and folders")
+    return None
 
 
 def _check_symlink(real_root: Path, path: Path, relative: str) -> Problem | None:
@@ -108,6 +138,12 @@ def _check_symlink(real_root: Path, path: Path, relative: str) -> Problem | None
         return Problem(ERROR, relative, "is a symlink loop")
     if target != real_root and real_root not in target.parents:
         return Problem(ERROR, relative, f"is a symlink that leaves the version folder (to {target})")
+    kind = special_kind(os.stat(target).st_mode)
+    if kind is not None:
+        return Problem(ERROR, relative, f"is a symlink to {kind}: a version folder may hold only files and folders")
+    if target.is_dir() and Path(os.path.realpath(path.parent)).is_relative_to(target):
+        # Carrying it over would copy the folder into itself without end.
+        return Problem(ERROR, relative, "is a symlink to a folder that contains it (a symlink loop)")
     return None
 
 

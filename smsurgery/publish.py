@@ -26,8 +26,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smsurgery.errors import PublishError
-from smsurgery.layout import INT64_MAX, SAVED_MODEL_FILES, check_new_version, list_versions
+from smsurgery.errors import PublishError, SmsurgeryError
+from smsurgery.layout import (
+    INT64_MAX,
+    SAVED_MODEL_FILES,
+    check_new_version,
+    has_saved_model,
+    is_version_name,
+    list_versions,
+)
 
 STAGING_PREFIX = ".smsurgery-staging-"
 # Exactly the names `staged_version` gives (PREFIX + pid + "-" + 8 hex digits): nothing else is removed.
@@ -37,6 +44,8 @@ NOT_CARRIED = {*SAVED_MODEL_FILES, "fingerprint.pb"}
 ProgressCallback = Callable[[str, int, int], None]  # (relative path, bytes done, bytes total)
 # Staging folders being built by this process (any thread): never stale, whatever the pid says.
 _ACTIVE_STAGING: set[Path] = set()
+# Versions this process published: the CLI names them when it cannot report them (a failed stdout).
+PUBLISHED: list[Path] = []
 
 
 @dataclass
@@ -136,7 +145,9 @@ def carry_over(
     """Bring variables/, assets/, assets.extra/ and other files into `target_dir`."""
     report = CarryReport()
     skip_set = NOT_CARRIED | (skip or set())
-    for folder, dirs, files in os.walk(source_dir):
+    # A symlinked folder inside the version (assets -> assets_real) is carried as a real folder
+    # with its contents; the integrity check has refused links that leave the version or loop.
+    for folder, dirs, files in os.walk(source_dir, followlinks=True):
         dirs.sort()
         relative_dir = Path(folder).relative_to(source_dir)
         (target_dir / relative_dir).mkdir(parents=True, exist_ok=True)
@@ -147,7 +158,7 @@ def carry_over(
             source, target = Path(folder) / name, target_dir / relative
             if link and relative_dir.as_posix() == "variables" and name.startswith("variables.data-"):
                 try:
-                    os.link(source, target)
+                    os.link(os.path.realpath(source), target)  # the data: link(2) would copy a symlink itself
                     report.linked.append(relative)
                     report.bytes_linked += source.stat().st_size
                     continue
@@ -157,6 +168,42 @@ def carry_over(
             report.bytes_copied += _copy_file(source, target, relative, progress)
             report.copied.append(relative)
     return report
+
+
+def _holds_versions(folder: Path) -> bool:
+    try:
+        return any(has_saved_model(path) for path in list_versions(folder).values())
+    except (OSError, SmsurgeryError):
+        return False
+
+
+def refuse_base_inside_a_version(base: Path) -> None:
+    """`--out m/1` must not nest versions inside version 1, nor inside a staging folder.
+
+    Serving would find a version folder that holds other folders where its
+    files belong. Every folder from `base` up to `/` is looked at, both as
+    written and with symlinks resolved: one that is a staging folder of ours,
+    or an integer-named folder holding a saved_model.pb, refuses the base;
+    so does an integer-named base about to be created in a model base.
+    """
+    for path in dict.fromkeys((Path(os.path.abspath(base)), Path(os.path.realpath(base)))):
+        for folder in (path, *path.parents):
+            if folder.name.startswith(STAGING_PREFIX):
+                raise PublishError(f"cannot publish into {base}: {folder} is a staging folder of a writer")
+            try:
+                is_version = is_version_name(folder.name) and has_saved_model(folder)
+            except (OSError, SmsurgeryError):
+                is_version = False
+            if is_version:
+                raise PublishError(
+                    f"cannot publish into {base}: {folder} is version {int(folder.name)} of {folder.parent}",
+                    hint="publish into a model base (the folder that holds the versions)",
+                )
+        if is_version_name(path.name) and not path.exists() and _holds_versions(path.parent):
+            raise PublishError(
+                f"cannot publish into {base}: it would become a version folder of {path.parent} without a model",
+                hint=f"publish into {path.parent} with --version {int(path.name)}",
+            )
 
 
 @dataclass
@@ -178,6 +225,7 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
     """
     if version is not None:
         check_new_version(version)
+    refuse_base_inside_a_version(base)
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -191,16 +239,19 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
         )
     clean_stale_staging(base)
     path = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        path.mkdir()
-    except OSError as error:
-        raise PublishError(f"cannot write into {base}: {error.strerror}") from error
     staging = Staging(base=base, path=path, version=version)
     _ACTIVE_STAGING.add(path)
     try:
+        # Inside the try: a signal raised just after mkdir (SIGTERM, SIGINT) must still remove the folder.
+        # Nobody else can have made a folder of this name (our pid, a random part), so removing it is safe.
+        try:
+            path.mkdir()
+        except OSError as error:
+            raise PublishError(f"cannot write into {base}: {error.strerror}") from error
         yield staging
         _fsync_tree(path)
         staging.version = _rename_into_place(base, path, version)
+        PUBLISHED.append(base / str(staging.version))
         _fsync_path(base)
     except OSError as error:
         shutil.rmtree(path, ignore_errors=True)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smsurgery.errors import PublishError
+from smsurgery.errors import CorruptModel, PublishError
 from smsurgery.integrity import require_intact
+from smsurgery.layout import ModelRef
 from smsurgery.model import SavedModelFile
 from smsurgery.publish import CarryReport, carry_over, staged_version, write_bytes_synced
 from smsurgery.target import PublishTarget
@@ -70,7 +71,20 @@ def publish_proto(
         write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
         for relative, data in extra.items():
             write_bytes_synced(staging.path / relative, data)
+        _require_complete(staging.path, saved_model)
         if before_publish is not None:
             before_publish(staging.path)
     assert staging.version is not None
     return PublishedVersion(base=base, version=staging.version, path=base / str(staging.version), carried=carried)
+
+
+def _require_complete(staged: Path, saved_model: Any) -> None:
+    """The staged version passes the same integrity check as a source, before verification runs.
+
+    A file the copy missed (a shard, an asset the graph reads) would make
+    verification fail on a signature; the missing file is the cause to name.
+    """
+    try:
+        require_intact(SavedModelFile(ModelRef(staged), saved_model))
+    except CorruptModel as error:
+        raise PublishError(f"the new version would be incomplete, nothing was published: {error.message}") from error

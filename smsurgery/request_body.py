@@ -40,6 +40,7 @@ from smsurgery.model import (
     read,
     signature_view,
 )
+from smsurgery.samples import MAX_JSON_SAMPLE_ELEMENTS
 from smsurgery.serving import COLUMNAR, EXAMPLES, ROW, dense_shape, json_to_array, parse_predict
 
 METHODS = ("predict", "classify", "regress")
@@ -276,6 +277,10 @@ def build_request(
         raise InvalidRequest(f"unknown format '{fmt}'", hint="choose row or columnar")
     if batch < 1:
         raise InvalidRequest(f"--batch must be at least 1 (got {batch})")
+    if batch > MAX_JSON_SAMPLE_ELEMENTS:  # every sample holds at least `batch` values
+        raise InvalidRequest(f"--batch {batch} is more than {MAX_JSON_SAMPLE_ELEMENTS} samples in one request")
+    if model_name is not None and not model_name.strip("/"):
+        raise InvalidRequest(f"--model-name {model_name!r} is empty", hint="Serving names models in the URL")
     model = path if isinstance(path, SavedModelFile) else read(path, version)
     meta = model.meta_graph(tags)
     view = pick_signature(meta, signature)

@@ -8,6 +8,7 @@ Values are deterministic for a seed, so two versions see the same inputs.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Collection
@@ -17,6 +18,10 @@ import numpy as np
 
 from smsurgery.errors import InvalidRequest
 from smsurgery.model import SignatureView, TensorView
+
+MAX_SAMPLE_BYTES = 1 << 30  # one generated array; verification of an image model needs far less
+MAX_JSON_SAMPLE_ELEMENTS = 1 << 24  # values of one sample in a JSON body (~120 MB of text)
+_OBJECT_BYTES = 64  # a short Python bytes object and its pointer
 
 NUMPY_DTYPES: dict[str, Any] = {
     "DT_FLOAT": np.float32,
@@ -55,13 +60,33 @@ def concrete_shape(shape: tuple[int, ...] | None, batch: int) -> tuple[int, ...]
     return tuple((batch if i == 0 else 2) if d < 0 else d for i, d in enumerate(shape))
 
 
-def sample_array(tensor: TensorView, *, batch: int = 1, seed: int = 0, image: bool = False) -> np.ndarray:
-    """A deterministic array that fits the tensor's dtype and shape; `image`: PNG files for a string input."""
+def _sample_size(tensor: TensorView, shape: tuple[int, ...], dtype: Any, max_elements: int | None) -> None:
+    """Refuse, before allocating, a sample that a declared shape like [1000000, 1000000] would make huge."""
+    count = math.prod(shape)  # Python ints: a product of int64 dims must not wrap around
+    size = count * (_OBJECT_BYTES if dtype is np.object_ else np.dtype(dtype).itemsize)
+    too_many = max_elements is not None and count > max_elements
+    if size > MAX_SAMPLE_BYTES or too_many:
+        limit = f"{max_elements} values" if too_many else f"{MAX_SAMPLE_BYTES >> 30} GiB"
+        raise InvalidRequest(
+            f"input '{tensor.alias}': a sample of shape {list(shape)} would hold {count} values "
+            f"({size / (1 << 30):.3g} GiB), more than the {limit} smsurgery generates",
+            hint="give the value yourself (--input ALIAS=@FILE), or a smaller --batch",
+        )
+
+
+def sample_array(
+    tensor: TensorView, *, batch: int = 1, seed: int = 0, image: bool = False, max_elements: int | None = None
+) -> np.ndarray:
+    """A deterministic array that fits the tensor's dtype and shape (at most `max_elements` values).
+
+    `image`: PNG files for a string input.
+    """
     shape = concrete_shape(tensor.shape, batch)
     rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
     dtype = numpy_dtype(tensor.dtype)
+    _sample_size(tensor, shape, dtype, max_elements)
     if dtype is np.object_ and image:
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         return np.array([tiny_png(seed=seed + i) for i in range(count)], dtype=object).reshape(shape)
     if dtype is np.object_:
         flat = [f"{tensor.alias}-{i}".encode() for i in range(int(np.prod(shape, dtype=np.int64)))]

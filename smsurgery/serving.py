@@ -151,6 +151,8 @@ def loads(text: str | bytes) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"JSON Parse error: {error.msg} at offset: {error.pos}") from error
+    except RecursionError as error:
+        raise InvalidRequest("JSON Parse error: the body is nested too deeply") from error
     if not isinstance(doc, dict):
         raise InvalidRequest(f"JSON Value: {value_text(doc)} Is not object")
     return doc

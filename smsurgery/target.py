@@ -16,7 +16,7 @@ from pathlib import Path
 
 from smsurgery.errors import InvalidOption
 from smsurgery.layout import check_new_version
-from smsurgery.publish import ProgressCallback
+from smsurgery.publish import ProgressCallback, refuse_base_inside_a_version
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class PublishTarget:
     def __post_init__(self) -> None:
         if self.version is not None:
             check_new_version(self.version)  # before any work: Serving cannot serve -1 or 2**63
+        if self.base is not None and "://" not in str(self.base):
+            refuse_base_inside_a_version(Path(self.base))  # --out m/1: refused before any work too
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):

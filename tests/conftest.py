@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -165,11 +166,29 @@ def run_unprivileged(args: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to `path` that other users cannot enter (mode without o+x)."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            info = folder.stat()
+        except OSError:
+            return folder
+        if info.st_uid != NOBODY and not info.st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
 def require_unprivileged_python() -> None:
-    """Skip when user nobody cannot reach this checkout (e.g. a clone inside a root-only folder)."""
+    """Skip, with a one-line reason, when user nobody cannot reach this checkout (a root-only parent folder)."""
     probe = run_unprivileged(["-c", "import smsurgery.cli.app"])
-    if probe.returncode != 0:
-        pytest.skip(f"user nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
+    if probe.returncode == 0:
+        return
+    closed = _closed_folder(REPO) or _closed_folder(Path(sys.executable).parent)
+    if closed is not None:
+        mode = stat.filemode(closed.stat().st_mode) if closed.exists() else "missing"
+        pytest.skip(f"user nobody cannot reach this checkout: {closed} is closed to other users ({mode})")
+    last = (probe.stderr.strip().splitlines() or ["no error output"])[-1]
+    pytest.skip(f"user nobody cannot run this checkout's Python: {last[:200]}")
 
 
 # --- the fast subset: `pytest -m "not slow"` never starts TensorFlow ----------------------------

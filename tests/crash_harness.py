@@ -1,4 +1,4 @@
-"""Run smsurgery's writing commands as real processes, kill them, and judge what they leave on disk.
+"""Run smsurgery's writing commands as real processes, kill or signal them, and judge what they leave on disk.
 
 Shared by tests/test_crash_safety.py (SIGKILL at random moments) and
 tests/test_concurrent_commands.py (two commands publishing at once). A
@@ -56,11 +56,30 @@ def start(args: Sequence[str | Path], *, log: Path, tmpdir: Path | None = None) 
         )
 
 
-def kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group: no handler, no `finally`, no cleanup runs."""
+def kill(proc: subprocess.Popen, signum: int = signal.SIGKILL) -> int:
+    """Signal the process group and wait; return the exit status (negative: killed by that signal).
+
+    SIGKILL: no handler, no `finally`, no cleanup runs. SIGTERM and SIGHUP
+    are handled like SIGINT: the command removes its staging folder and
+    exits with 128 + N (or dies with -N if the signal came before the
+    handlers were installed, when there is nothing of its own to remove).
+    """
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+        os.killpg(proc.pid, signum)
+    return proc.wait(timeout=120)
+
+
+def check_handled(signum: int, code: int, pid: int, staging: set[str], log: Path) -> None:
+    """After SIGTERM/SIGHUP: the right exit status, one line saying so, and no staging folder of `pid`."""
+    if signum == signal.SIGKILL:
+        return
+    name = signal.Signals(signum).name
+    assert code in (0, 128 + signum, -signum), f"exit {code} after {name}: {log.read_text(errors='replace')[-2000:]}"
+    assert not any(staging_pid(entry) == pid for entry in staging), f"{name} left the staging folder of {pid}"
+    if code == 128 + signum:
+        text = log.read_text(errors="replace")
+        assert f"smsurgery: terminated by {name}" in text, text[-2000:]
+        assert "Traceback" not in text, text[-2000:]
 
 
 def staging_pid(name: str) -> int | None:
@@ -205,6 +224,13 @@ class Tally:
     ran_out: int = 0  # finished before the kill came (not counted as a kill)
     staging_kills: int = 0  # of `kills`, those aimed at a moment inside the staging window
     seconds: float = 0.0
+    signals: dict[str, int] = field(default_factory=dict)  # kills by signal name
+    handled: int = 0  # SIGTERM/SIGHUP answered with exit 128+N after cleaning up
+
+    def count_signal(self, signum: int, code: int) -> None:
+        name = signal.Signals(signum).name
+        self.signals[name] = self.signals.get(name, 0) + 1
+        self.handled += code == 128 + signum
 
     def record(self, pid: int, staging: set[str], new: list[str]) -> str:
         self.kills += 1
@@ -218,8 +244,10 @@ class Tally:
         return "nothing left"
 
     def line(self, command: str) -> str:
+        by_signal = ", ".join(f"{n} {name}" for name, n in sorted(self.signals.items()))
         return (
-            f"{command}: {self.kills} kills survived ({self.staging_kills} aimed inside the staging window): "
+            f"{command}: {self.kills} kills survived ({by_signal}; {self.handled} cleaned up and exited 128+N; "
+            f"{self.staging_kills} aimed inside the staging window): "
             f"{self.nothing_left} before staging, {self.staging_left} left a staging folder, "
             f"{self.published} after publishing; {self.ran_out} runs finished first; {self.seconds:.1f} s"
         )
@@ -284,15 +312,17 @@ def calibrate(scenario: Scenario) -> None:
     scenario.watch.reference = scenario.watch.versions[new[0]]
 
 
-def kill_after(scenario: Scenario, delay: float, tally: Tally, label: str) -> str:
-    """Start the command, SIGKILL it after `delay` seconds (unless it ended first), judge the base."""
+def kill_after(scenario: Scenario, delay: float, tally: Tally, label: str, signum: int = signal.SIGKILL) -> str:
+    """Start the command, signal it after `delay` seconds (unless it ended first), judge the base."""
     log = scenario.log(label)
     proc = start(scenario.args, log=log, tmpdir=scenario.tmpdir)
     try:
         code = proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
-        kill(proc)
+        code = kill(proc, signum)
         new = scenario.check()
+        check_handled(signum, code, proc.pid, scenario.watch.staging, log)
+        tally.count_signal(signum, code)
         return tally.record(proc.pid, scenario.watch.staging, new)
     assert code == 0, f"{scenario.command} failed (exit {code}): {log.read_text(errors='replace')[-2000:]}"
     scenario.check()
@@ -300,8 +330,8 @@ def kill_after(scenario: Scenario, delay: float, tally: Tally, label: str) -> st
     return "ran out"
 
 
-def kill_in_staging(scenario: Scenario, delay: float, tally: Tally, label: str) -> str:
-    """SIGKILL the command `delay` seconds after its staging folder appears: a kill mid-build."""
+def kill_in_staging(scenario: Scenario, delay: float, tally: Tally, label: str, signum: int = signal.SIGKILL) -> str:
+    """Signal the command `delay` seconds after its staging folder appears: a kill mid-build."""
     log = scenario.log(label)
     proc = start(scenario.args, log=log, tmpdir=scenario.tmpdir)
     prefix = f"{STAGING_PREFIX}{proc.pid}-"
@@ -316,7 +346,9 @@ def kill_in_staging(scenario: Scenario, delay: float, tally: Tally, label: str) 
         scenario.check()
         tally.ran_out += 1
         return "ran out"
-    kill(proc)
+    code = kill(proc, signum)
     tally.staging_kills += 1
     new = scenario.check()
+    check_handled(signum, code, proc.pid, scenario.watch.staging, log)
+    tally.count_signal(signum, code)
     return tally.record(proc.pid, scenario.watch.staging, new)

@@ -1,8 +1,10 @@
-"""Crash safety, proved by killing: SIGKILL every writing command at random moments.
+"""Crash safety, proved by killing: SIGKILL, SIGTERM and SIGHUP every writing command at random moments.
 
 Each writing command runs as a real process on a copy of a fixture model and
-is killed with SIGKILL after a delay drawn uniformly from [0, the duration of
-one full run] (fixed seed). After every kill the model base must hold only
+is killed after a delay drawn uniformly from [0, the duration of one full
+run] (fixed seed), with a signal drawn from SIGNALS: SIGKILL half the time
+(nothing of ours runs), SIGTERM or SIGHUP otherwise (the command must remove
+its staging folder, say so in one line and exit 128 + N). After every kill the model base must hold only
 complete versions (smsurgery's reader and integrity check accept every one,
 the TF1 loader loads each new one, and each matches a version the same
 command wrote in full), hidden staging folders of ours, and the foreign
@@ -25,6 +27,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -43,11 +46,13 @@ from tests.crash_harness import (
     Scenario,
     Tally,
     calibrate,
+    kill,
     kill_after,
     kill_in_staging,
     pid_running,
     run_to_completion,
     staging_pid,
+    start,
 )
 
 KILLS = int(os.environ.get("SMSURGERY_CRASH_KILLS", "54"))
@@ -56,6 +61,8 @@ SEED = 20240608
 PAYLOAD = 16 << 20
 # Share of the random kills per scenario; the cheap proto route takes most of them.
 WEIGHTS = {"signature": 30, "image-input": 8, "convert-frozen": 4, "convert-keras": 4, "warmup": 8}
+# Each kill sends one of these: SIGKILL (nothing runs) half the time, SIGTERM and SIGHUP (handled) the rest.
+SIGNALS = (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGHUP)
 
 
 def _share(name: str) -> int:
@@ -123,10 +130,11 @@ def _kill_repeatedly(scenario: Scenario, rng: random.Random, tally: Tally, deadl
                 "the machine is too busy (raise SMSURGERY_CRASH_BUDGET or lower SMSURGERY_CRASH_KILLS)"
             )
         label = f"run-{done}-{tally.kills + tally.ran_out}"
+        signum = rng.choice(SIGNALS)  # sampled across the kill points: the run time stays that of 54 kills
         if done < scenario.kills:
-            outcome = kill_after(scenario, rng.uniform(0, scenario.duration), tally, label)
+            outcome = kill_after(scenario, rng.uniform(0, scenario.duration), tally, label, signum)
         else:
-            outcome = kill_in_staging(scenario, rng.uniform(0, scenario.staging_window), tally, label)
+            outcome = kill_in_staging(scenario, rng.uniform(0, scenario.staging_window), tally, label, signum)
         done += outcome != "ran out"
 
 
@@ -163,6 +171,9 @@ def test_sigkill_at_random_moments_leaves_only_complete_versions(tmp_path: Path,
         tally.seconds += time.monotonic() - started
     random_kills = sum(t.kills - t.staging_kills for t in tallies.values())
     assert random_kills >= KILLS, f"only {random_kills} random kills of {KILLS}"
+    sent = {name for t in tallies.values() for name in t.signals}
+    assert sent == {"SIGKILL", "SIGTERM", "SIGHUP"}, f"signals sent: {sorted(sent)}"
+    assert sum(t.handled for t in tallies.values()) > 0, "no SIGTERM/SIGHUP was answered by a clean exit"
     assert sum(t.staging_left for t in tallies.values()) > 0, "no kill left a staging folder: cleanup not exercised"
     stale = _clean_up_and_check(scenarios, cleanup)
     assert stale > 0, "no stale staging folder was there for the next writer to clean up"
@@ -171,9 +182,15 @@ def test_sigkill_at_random_moments_leaves_only_complete_versions(tmp_path: Path,
         f"{s.command} {s.watch.base.name}: run {s.duration:.2f} s, staging {s.staging_window:.3f} s" for s in scenarios
     ]
     cleaned = sum(s.watch.cleaned for s in scenarios)
+    by_signal: dict[str, int] = {}
+    for tally in tallies.values():
+        for name, count in tally.signals.items():
+            by_signal[name] = by_signal.get(name, 0) + count
     summary.append(
-        f"total: {sum(t.kills for t in tallies.values())} kills survived, {cleaned} staging folders of dead "
-        f"writers cleaned by later runs, {time.monotonic() - began:.1f} s"
+        f"total: {sum(t.kills for t in tallies.values())} kills survived "
+        f"({', '.join(f'{n} {name}' for name, n in sorted(by_signal.items()))}; "
+        f"{sum(t.handled for t in tallies.values())} cleaned up and exited 128+N), {cleaned} staging folders of "
+        f"dead writers cleaned by later runs, {time.monotonic() - began:.1f} s"
     )
     print("\n".join(summary))
 
@@ -212,3 +229,30 @@ def test_the_next_writer_removes_only_staging_folders_it_could_have_made(tmp_pat
     assert sorted(p.name for p in base.iterdir()) == sorted(["1", "2", *foreign])
     assert (base / f"{STAGING_PREFIX}backup" / "keep.txt").read_text() == "mine\n"
     assert (elsewhere / "data").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "words"),
+    [
+        (signal.SIGTERM, 128 + signal.SIGTERM, "terminated by SIGTERM"),
+        (signal.SIGHUP, 128 + signal.SIGHUP, "terminated by SIGHUP"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+)
+def test_a_signal_in_the_middle_of_a_copy_removes_the_staging_folder(
+    tmp_path: Path, model_copy, signum: int, code: int, words: str
+) -> None:
+    """The signal lands while a 64 MiB file is being copied into staging: cleanup, one line, 128+N."""
+    base = model_copy("tf1_lookup")
+    (base / "1" / "assets.extra").mkdir()
+    (base / "1" / "assets.extra" / "payload.bin").write_bytes(random.Random(SEED).randbytes(64 << 20))
+    log = tmp_path / "run.log"
+    proc = start(["signature", "rename", f"{base}@1", "serving_default", "renamed", "--no-verify"], log=log)
+    prefix = f"{STAGING_PREFIX}{proc.pid}-"
+    while proc.poll() is None and not any(p.name.startswith(prefix) for p in base.iterdir()):
+        time.sleep(0.001)
+    assert proc.poll() is None, "the command ended before its staging folder was seen"
+    assert kill(proc, signum) == code, log.read_text()
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines == [f"smsurgery: {words}"], lines
+    assert sorted(p.name for p in base.iterdir()) == ["1"], "a staging folder or a version was left"

@@ -4,7 +4,10 @@ Inputs are real files of the fixture models, mutated (truncation, bit flips,
 splices, inserted and deleted runs, huge varints) or replaced by random
 bytes. Targets: `parse_saved_model` (binary and text), `read_index` (plain
 and Snappy-compressed tables), the views and `scan` over whatever parses,
-and `describe` on a model folder with one mutated file.
+and `describe` on a model folder with one mutated file. Hostile inputs:
+edit lists and REST bodies (wrong types, deep nesting, non-text bytes),
+image-input's scale/mean/std texts, and special files (FIFO, socket,
+device, links to them, a link to its own folder) anywhere in a version.
 
 CI runs SMSURGERY_FUZZ_EXAMPLES (default 500) examples per target with a
 fixed seed; set it higher locally, e.g. SMSURGERY_FUZZ_EXAMPLES=5000.
@@ -12,8 +15,12 @@ fixed seed; set it higher locally, e.g. SMSURGERY_FUZZ_EXAMPLES=5000.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
+import socket
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +33,15 @@ from hypothesis import strategies as st
 
 from smsurgery import protos
 from smsurgery.checkpoint_index import _table_entries, read_index, snappy_decompress
+from smsurgery.cli.signature import read_edits
 from smsurgery.describe import describe
-from smsurgery.errors import CorruptModel, SmsurgeryError
+from smsurgery.edits import EDIT_TYPES, Edit
+from smsurgery.errors import CorruptModel, InvalidEdit, SmsurgeryError
+from smsurgery.graph.image_plan import _spec as image_spec
+from smsurgery.graph.run import plan_body
+from smsurgery.integrity import require_intact
 from smsurgery.layout import ModelRef
-from smsurgery.model import SavedModelFile, parse_saved_model
+from smsurgery.model import SavedModelFile, TensorView, parse_saved_model, read
 from smsurgery.scan import scan_meta_graph
 from tests.conftest import FIXTURE_MODELS
 
@@ -275,3 +287,121 @@ def test_deeply_nested_pbtxt_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(f'meta_graphs {{ graph_def {{ node {{ name: "n" attr {{ key: "a" value {{ {nested} }} }} }} }} }}')
     with pytest.raises(CorruptModel, match="nested too deeply"):
         parse_saved_model(path)
+
+
+# --- hostile inputs (issue 11): edit lists, REST bodies, option values, special files -----------------
+
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+)
+EDIT_FIELDS = ("op", "old", "new", "key", "signature", "alias", "tensor", "inputs", "outputs", "side", "keep")
+
+
+@st.composite
+def hostile_json(draw: Callable[..., Any]) -> bytes:
+    """An edit list or a body: JSON with wrong types in the right places, deep nesting, or bytes that are not text."""
+    kind = draw(st.sampled_from(("edits", "deep", "bytes", "any")))
+    if kind == "deep":
+        depth = draw(st.integers(500, 200_000))
+        return (draw(st.sampled_from(("[", '{"a":', "[{"))) * depth).encode()
+    if kind == "bytes":
+        return draw(st.binary(max_size=256))
+    if kind == "any":
+        return json.dumps(draw(JSON_VALUES)).encode()
+    ops = st.sampled_from(sorted(EDIT_TYPES)) | JSON_LEAVES
+    edit = st.dictionaries(st.sampled_from(EDIT_FIELDS), JSON_VALUES, max_size=5) | st.fixed_dictionaries(
+        {"op": ops}, optional={f: JSON_VALUES | st.text(max_size=8) for f in EDIT_FIELDS[1:]}
+    )
+    return json.dumps(draw(st.lists(edit, max_size=3))).encode()
+
+
+@FUZZ
+@given(data=hostile_json())
+def test_fuzz_edit_lists(scratch: Path, data: bytes) -> None:
+    """read_edits on anything: a list of Edit values, or InvalidEdit; never a TypeError from deep inside."""
+    path = scratch / "edits.json"
+    path.write_bytes(data)
+    try:
+        edits = read_edits(str(path))
+    except InvalidEdit:
+        return
+    assert all(isinstance(e, Edit) for e in edits)
+
+
+@FUZZ
+@given(data=hostile_json())
+def test_fuzz_rest_bodies(data: bytes) -> None:
+    """A REST body as `run --body` plans it (before TensorFlow): only our errors."""
+    meta = read(FIXTURE_MODELS / "tf1_lookup").meta_graph()
+    _only_our_errors(lambda: plan_body(meta, data))
+
+
+FLOAT_TEXT = st.floats(allow_nan=True, allow_infinity=True).map(repr) | st.sampled_from(
+    ("nan", "inf", "-inf", "1e309", "", " ", "-0", "0", "1,1", "1,0", "0,nan", "a")
+)
+
+
+@FUZZ
+@given(scale=st.none() | st.lists(FLOAT_TEXT, max_size=3).map(",".join), std=st.none() | FLOAT_TEXT,
+       mean=st.none() | FLOAT_TEXT)  # fmt: skip
+def test_fuzz_image_scale_mean_std(scale: str | None, std: str | None, mean: str | None) -> None:
+    """Every accepted decoding is finite, with LOW < HIGH and a positive std; the rest is InvalidEdit."""
+    tensor = TensorView("image", "DT_FLOAT", (-1, 8, 8, 3), "image:0")
+    try:
+        spec = image_spec(tensor, 3, (8, 8), {"scale": scale, "std": std, "mean": mean})
+    except InvalidEdit:
+        return
+    values = [*spec.scale, *(spec.mean or ()), *(spec.std or ())]
+    assert all(math.isfinite(v) for v in values), spec
+    assert spec.scale[0] < spec.scale[1], spec
+    assert spec.std is None or min(spec.std) > 0, spec
+
+
+SPECIAL_KINDS = ("fifo", "socket", "device", "link_to_fifo", "link_to_device", "link_to_own_folder")
+PLACES = ("", "variables", "assets", "assets/deeper", "assets.extra")
+
+
+def _make_special(path: Path, kind: str, version: Path) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device" or kind == "link_to_device":
+        target = path if kind == "device" else version / "variables" / "dev0"
+        os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        if kind == "link_to_device":
+            os.symlink(os.path.relpath(target, path.parent), path)
+    elif kind == "link_to_fifo":
+        os.mkfifo(version / "variables" / "fifo0")
+        os.symlink(os.path.relpath(version / "variables" / "fifo0", path.parent), path)
+    elif kind == "link_to_own_folder":
+        os.symlink(".", path)
+    else:
+        here = os.getcwd()
+        os.chdir(path.parent)
+        try:
+            with socket.socket(socket.AF_UNIX) as listener:
+                listener.bind(path.name)
+        finally:
+            os.chdir(here)
+
+
+@FUZZ
+@given(kind=st.sampled_from(SPECIAL_KINDS), place=st.sampled_from(PLACES), name=st.sampled_from(("x", "vocab2.txt")))
+def test_fuzz_special_files_anywhere_in_a_version(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, place: str, name: str
+) -> None:
+    """A special file (or a link to one) at any place in a version is an error that names it."""
+    if "device" in kind and os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    base = tmp_path_factory.mktemp("special") / "m"
+    shutil.copytree(FIXTURE_MODELS / "tf1_lookup", base)
+    version = base / "1"
+    (version / place).mkdir(parents=True, exist_ok=True)
+    _make_special(version / place / name, kind, version)
+    relative = (Path(place) / name).as_posix()
+    # A link's target is a special file too: either may be the one named first.
+    named = {relative, "variables/fifo0", "variables/dev0"} if kind.startswith("link_to_") else {relative}
+    with pytest.raises(CorruptModel) as error:
+        require_intact(read(base))
+    assert any(f"{path}: is" in str(error.value) for path in named), (relative, str(error.value))
+    shutil.rmtree(base.parent)

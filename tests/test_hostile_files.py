@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from smsurgery import protos
 from smsurgery.describe import describe
 from smsurgery.errors import CorruptModel, PathNotFound, PublishError, SmsurgeryError
 from smsurgery.integrity import WARNING, check_version
@@ -31,13 +32,15 @@ from smsurgery.reexport import publish_proto
 from tests.conftest import (
     REALMODELS,
     REPO,
+    _closed_folder,
     assert_one_line_error,
     require_unprivileged_python,
     run_cli,
     run_unprivileged,
     tree_digest,
 )
-from tests.hostile.corpus import CASES, SENTINEL, Case, make_case
+from tests.crash_harness import tf1_load
+from tests.hostile.corpus import CASES, NEEDS_ROOT, SENTINEL, SPECIAL_FILE_CASES, Case, make_case
 
 
 def _listing(root: Path) -> list[str]:
@@ -56,6 +59,8 @@ def _assert_words(error: BaseException, words: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_broken_model_is_refused_by_show_and_by_the_publisher(tmp_path: Path, case: Case) -> None:
+    if case.name in NEEDS_ROOT and os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
     base, _version, outside = make_case(case, tmp_path)
     before, listing = tree_digest(tmp_path), _listing(tmp_path)
 
@@ -78,7 +83,8 @@ def test_corpus_covers_the_issue_list() -> None:
     names = {c.name for c in CASES}
     assert {"pb_truncated", "pb_random", "pbtxt_syntax", "shard_missing", "shard_truncated"} <= names
     assert {"index_of_other_data", "asset_absent", "asset_dotdot", "asset_absolute", "symlink_loop"} <= names
-    assert len(CASES) >= 18
+    assert names >= SPECIAL_FILE_CASES
+    assert len(CASES) >= 24
 
 
 def test_unread_absent_asset_is_a_warning_as_the_loaders_accept_it(model_copy) -> None:
@@ -105,6 +111,53 @@ def test_carry_over_of_a_vanished_file_names_it_and_leaves_nothing(tmp_path: Pat
         carry_over(source, staging.path)
     _assert_words(error.value, ("vocab.txt", "nothing was published"))
     assert _listing(out) == []
+
+
+# --- symlinks inside the version are carried as what they point at (item 4) ------------------------
+
+
+@pytest.mark.slow
+def test_symlinked_folder_and_shard_inside_the_version_are_carried_as_real_ones(model_copy) -> None:
+    """assets -> assets_real and a shard that is a symlink: the new version holds the data, and loads."""
+    base = model_copy("tf1_lookup")
+    version = base / "1"
+    (version / "assets").rename(version / "assets_real")
+    os.symlink("assets_real", version / "assets")
+    shard = version / "variables" / "variables.data-00000-of-00001"
+    shard.rename(version / "shard_real")
+    os.symlink("../shard_real", shard)
+    result = run_cli("signature", "rename", f"{base}@1", "serving_default", "renamed")  # verified by both runs
+    assert result.code == 0, result.stderr
+    new = base / "2"
+    assert (new / "assets").is_dir() and not (new / "assets").is_symlink()
+    assert (new / "assets" / "vocab.txt").read_bytes() == (version / "assets_real" / "vocab.txt").read_bytes()
+    new_shard = new / "variables" / "variables.data-00000-of-00001"
+    assert not new_shard.is_symlink() and new_shard.read_bytes() == (version / "shard_real").read_bytes()
+    assert "verified against the source" in result.stderr
+    tf1_load(new, ("serve",))
+    assert os.path.islink(version / "assets") and os.path.islink(shard), "the source was changed"
+
+
+def test_an_incomplete_new_version_names_the_missing_file_before_verification(model_copy) -> None:
+    """The staged version is checked like a source: a missing asset is the cause, not a signature."""
+    base = model_copy("tf1_lookup")
+    source = read(base)
+    edited = protos.SavedModel()
+    edited.CopyFrom(source.proto)
+    asset_class = protos.message_class("tensorflow/core/protobuf/meta_graph.proto", "tensorflow.AssetFileDef")
+    for meta in edited.meta_graphs:
+        for packed in meta.collection_def["saved_model_assets"].any_list.value:
+            asset = asset_class.FromString(packed.value)
+            asset.filename = "other_vocab.txt"  # the table initializer reads it; the source has no such file
+            packed.value = asset.SerializeToString()
+
+    def verification(_staging: Path) -> None:
+        raise AssertionError("verification ran on an incomplete version")
+
+    with pytest.raises(PublishError) as error:
+        publish_proto(source, edited, before_publish=verification)
+    _assert_words(error.value, ("new version would be incomplete", "assets/other_vocab.txt", "is missing"))
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
 
 
 # --- a full disk -------------------------------------------------------------------------------
@@ -181,6 +234,15 @@ def test_unreadable_parts_give_a_clear_error(world_readable_dir: Path, target: s
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     _assert_words(Exception(lines[0]), words)
     assert _listing(world_readable_dir) == before
+
+
+def test_the_permission_skip_reason_names_the_folder_closed_to_others(world_readable_dir: Path) -> None:
+    """A checkout inside a root-only folder: the skip reason is one line naming that folder."""
+    closed = world_readable_dir / "closed"
+    (closed / "checkout").mkdir(parents=True)
+    closed.chmod(0o700)
+    assert _closed_folder(closed / "checkout") == closed
+    assert _closed_folder(world_readable_dir) is None
 
 
 def test_layout_names_an_unreadable_version_folder_in_process(tmp_path: Path, model_copy) -> None:

@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from smsurgery.cli import boundary
 from smsurgery.errors import SmsurgeryError
 
 app = typer.Typer(
@@ -115,15 +116,38 @@ def register_commands(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and of `python -m smsurgery`."""
     args = sys.argv[1:] if argv is None else argv
-    register_commands(args)
+    if argv is None:  # the process's own entry point: a caller in-process keeps its own handlers
+        boundary.install_signal_handlers()
+    boundary.guard_stdout()
+    debug = _state["debug"] or "--debug" in args or bool(os.environ.get("SMSURGERY_DEBUG"))
     try:
-        app(args=args, prog_name="smsurgery")
+        try:
+            register_commands(args)  # inside: a signal may arrive while the command's modules import
+            app(args=args, prog_name="smsurgery")
+        finally:
+            boundary.flush_stdout()
     except SmsurgeryError as error:
-        if _state["debug"] or "--debug" in args:
+        if debug:
             raise
-        message = " ".join(str(error).split("\n"))
-        sys.stderr.write(f"smsurgery: error: {message}\n")
-        sys.exit(2)
+        _fail(" ".join(str(error).split("\n")))
     except KeyboardInterrupt:
-        sys.stderr.write("smsurgery: interrupted\n")
-        sys.exit(130)
+        _fail("interrupted" + boundary.published_note(), 130, prefix="")
+    except boundary.Terminated as stop:
+        _fail(boundary.signal_message(stop.signum) + boundary.published_note(), 128 + stop.signum, "")
+    except boundary.StdoutFailed as failure:
+        boundary.silence_stdout()
+        published = boundary.published_note()
+        _fail(f"cannot write to stdout: {failure}{published}", boundary.PUBLISHED_BUT_UNREPORTED if published else 2)
+    except RecursionError:
+        if debug:
+            raise
+        _fail("the input is nested too deeply to process (JSON or a graph)")
+    except OSError as error:  # the environment refused (a path too long for the system, ...)
+        if debug:
+            raise
+        _fail(boundary.os_error_text(error))
+
+
+def _fail(message: str, code: int = 2, prefix: str = "error: ") -> None:
+    sys.stderr.write(f"smsurgery: {prefix}{message}\n")
+    sys.exit(code)

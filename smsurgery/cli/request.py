@@ -26,6 +26,7 @@ from smsurgery.cli.common import (
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.errors import InvalidRequest, PathNotFound
 from smsurgery.target import PublishTarget
+from smsurgery.user_files import BODY_LIMIT, read_user_file
 
 if TYPE_CHECKING:  # the request builders import numpy: only when a command runs, not for --help
     from smsurgery.request_body import BuiltRequest
@@ -206,12 +207,7 @@ def _warn_serving_tags(path: str, version: int | None, tags: str | None) -> None
 
 
 def _read_body(body: str) -> bytes:
-    if body == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(body).read_bytes()
-    except OSError as error:
-        raise PathNotFound(f"cannot read body {body}: {error.strerror}") from error
+    return read_user_file(body, what="body", limit=BODY_LIMIT, error=InvalidRequest)
 
 
 def warmup(

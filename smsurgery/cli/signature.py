@@ -8,8 +8,6 @@ warnings, verification and copy progress on stderr.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,9 +40,10 @@ from smsurgery.edits import (
     SetDefault,
     edit_from_json,
 )
-from smsurgery.errors import InvalidEdit, PathNotFound
+from smsurgery.errors import InvalidEdit
 from smsurgery.target import PublishTarget
 from smsurgery.tensor_pairs import parse_tensor_pairs
+from smsurgery.user_files import EDITS_LIMIT, read_user_file
 
 signature_app = typer.Typer(help="Add, rename or remove signatures; choose the default.", no_args_is_help=True)
 alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
@@ -268,17 +267,15 @@ def signature_apply(
 
 def read_edits(source: str) -> list[Edit]:
     """`[{"op": "rename_signature", "old": ..., "new": ...}, ...]` from a file or stdin."""
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as error:
-            raise PathNotFound(f"cannot read edits file {source}: {error.strerror}") from error
+    data = read_user_file(source, what="edits file", limit=EDITS_LIMIT, error=InvalidEdit)
     try:
-        data = json.loads(text)
+        data = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise InvalidEdit(f"edits file {source} is not UTF-8 text: {error.reason} at byte {error.start}") from error
     except json.JSONDecodeError as error:
         raise InvalidEdit(f"edits file {source} is not JSON: {error.msg} (line {error.lineno})") from error
+    except RecursionError as error:
+        raise InvalidEdit(f"edits file {source} is JSON nested too deeply") from error
     items = data.get("edits") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise InvalidEdit(f"edits file {source} must hold a non-empty list of edits")

@@ -32,6 +32,7 @@ from typing import Any
 from smsurgery import protos
 from smsurgery.errors import LoaderFailed, SignatureNotFound, listing
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, session_for
+from smsurgery.integrity import require_safe_tree
 from smsurgery.layout import ModelRef
 from smsurgery.model import MetaGraph, SavedModelFile, read
 
@@ -165,6 +166,7 @@ def open_editable(
     """
     model = path if isinstance(path, SavedModelFile) else read(path)
     meta = model.meta_graph(tags)
+    require_safe_tree(model.path)
     tf = import_tf()
     meta_graph = _tf_meta_graph(meta)
     asset_files = _point_assets_at_source(meta_graph, model.path)

@@ -8,6 +8,7 @@ the TensorFlow runtime starts and before anything is written.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -238,6 +239,9 @@ def _floats(text: str | Sequence[float] | None, what: str) -> tuple[float, ...] 
         raise InvalidEdit(f"{what} {text!r}: expected comma-separated numbers") from error
     if not values:
         raise InvalidEdit(f"{what} is empty")
+    if not all(math.isfinite(v) for v in values):
+        # A NaN or an infinity makes every output NaN, and verification would still agree with itself.
+        raise InvalidEdit(f"{what} {text!r}: every value must be a finite number (no nan or inf)")
     return values
 
 
@@ -314,7 +318,7 @@ def _preset(name: str | None, tensor: TensorView, channels: int, options: dict) 
 
 
 def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dict) -> ImageSpec:
-    resize = options.get("resize") or "bilinear"
+    resize = "bilinear" if options.get("resize") is None else options["resize"]
     if resize not in RESIZE_METHODS:
         raise InvalidEdit(f"unknown resize method '{resize}'", hint=f"use one of: {listing(RESIZE_METHODS)}")
     order = options.get("channel_order") or "rgb"
@@ -338,11 +342,11 @@ def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dic
         )  # fmt: skip
     integer = TF_DTYPES[tensor.dtype] not in ("float32", "float16", "float64", "bfloat16")
     scale = _floats(options.get("scale"), "--scale") or ((0.0, 255.0) if integer else (0.0, 1.0))
-    if len(scale) != 2 or scale[0] == scale[1]:
-        raise InvalidEdit(f"--scale {options.get('scale')!r}: expected two different numbers LOW,HIGH (e.g. -1,1)")
+    if len(scale) != 2 or not scale[0] < scale[1]:
+        raise InvalidEdit(f"--scale {options.get('scale')!r}: expected LOW,HIGH with LOW < HIGH (e.g. -1,1)")
     std = _per_channel(options.get("std"), "--std", channels)
-    if std is not None and 0.0 in std:
-        raise InvalidEdit("--std must not contain 0")
+    if std is not None and min(std) <= 0.0:
+        raise InvalidEdit(f"--std {options.get('std')!r}: every value must be positive (it divides)")
     return ImageSpec(
         height=size[0],
         width=size[1],
@@ -359,6 +363,8 @@ def _spec(tensor: TensorView, channels: int, size: tuple[int, int], options: dic
 
 
 def _check_name(name: str, what: str) -> str:
+    if not name:
+        raise InvalidName(f"{what} is empty", hint="use letters, digits, _ . - /")
     if not _NAME.match(name) or name == INIT_OP_SIGNATURE:
         raise InvalidName(f"{what} '{name}' is not a usable name", hint="use letters, digits, _ . - /")
     return name
@@ -371,7 +377,7 @@ def _keys(meta: MetaGraph, signature: SignatureView, target: str | None, keep: s
         if target is not None and target != signature.key:
             raise InvalidEdit(f"--replace edits signature '{signature.key}' in place; it cannot go with --as {target}")
         return signature.key, None
-    target = _check_name(target or DEFAULT_TARGET, "signature key")
+    target = _check_name(DEFAULT_TARGET if target is None else target, "--as signature key")
     if target != signature.key:
         if target in existing:
             raise NameCollision(
@@ -379,7 +385,7 @@ def _keys(meta: MetaGraph, signature: SignatureView, target: str | None, keep: s
                 hint="choose another key with --as, or --replace to edit the signature in place",
             )
         return target, None
-    keep = _check_name(keep or DEFAULT_KEEP_ORIGINAL_AS, "signature key")
+    keep = _check_name(DEFAULT_KEEP_ORIGINAL_AS if keep is None else keep, "--keep-original-as signature key")
     if keep in existing:
         raise NameCollision(
             f"signature '{keep}' already exists in {meta.model.ref}; the original '{signature.key}' cannot move there",
@@ -389,7 +395,7 @@ def _keys(meta: MetaGraph, signature: SignatureView, target: str | None, keep: s
 
 
 def _route(meta: MetaGraph, route: str | None) -> str:
-    route = route or "auto"
+    route = "auto" if route is None else route
     if route not in ROUTES:
         raise InvalidEdit(f"unknown route '{route}'", hint=f"use one of: {listing(ROUTES)}")
     if route == "function" and meta.kind != "tf2":
@@ -438,11 +444,11 @@ def plan_image_input(
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
     model = read(path, version)
     meta = model.meta_graph(tags)
-    key = signature or "serving_default"
+    key = "serving_default" if signature is None else signature
     view = meta.signature(key)
     image = choose_input(view, input_alias)
     spec = image_spec(image, size=size, channels=channels, decoding=decoding)
-    new_alias = _check_name(input_name or f"{image.alias}_bytes", "input name")
+    new_alias = _check_name(f"{image.alias}_bytes" if input_name is None else input_name, "--input-name")
     if new_alias in {t.alias for t in view.inputs if t.alias != image.alias}:
         raise NameCollision(
             f"signature '{key}' already has an input '{new_alias}'", hint="choose another with --input-name"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from smsurgery.errors import LoaderFailed, SignatureNotFound, UnsupportedModel, listing
+from smsurgery.integrity import require_safe_tree
 
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 
@@ -143,6 +144,7 @@ def session_for(graph: Any) -> Any:
 @contextlib.contextmanager
 def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Session]:
     """`tf.compat.v1.saved_model.loader.load` into a fresh graph: how Serving loads a version."""
+    require_safe_tree(path)
     tf = import_tf()
     graph = tf.Graph()
     session = session_for(graph)
@@ -159,6 +161,7 @@ def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Sess
 
 def load_tf2(path: Path, tags: tuple[str, ...] | list[str] | None = None) -> Any:
     """`tf.saved_model.load`: the object-graph view of a TF2 export."""
+    require_safe_tree(path)
     tf = import_tf()
     try:
         return tf.saved_model.load(str(path), tags=list(tags) if tags else None)

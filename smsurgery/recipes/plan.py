@@ -21,6 +21,7 @@ from smsurgery.integrity import require_intact
 from smsurgery.model import MetaGraph, SavedModelFile, read
 from smsurgery.recipes.matching import mismatch
 from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
+from smsurgery.user_files import EDITS_LIMIT, read_user_file
 from smsurgery.validate import problems, validate
 
 PLAN_SCHEMA = "smsurgery.plan/1"
@@ -174,10 +175,11 @@ def expand_bases(items: Iterable[str], from_file: str | Path | None = None) -> l
     """Bases as given, globs expanded (sorted), plus one per line of `from_file`; duplicates dropped."""
     given = list(items)
     if from_file is not None:
+        data = read_user_file(from_file, what="the list of bases", limit=EDITS_LIMIT, error=PathNotFound)
         try:
-            lines = Path(from_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise PathNotFound(f"cannot read the list of bases {from_file}: {error}") from error
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise PathNotFound(f"the list of bases {from_file} is not UTF-8 text (byte {error.start})") from error
         given += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     bases: list[str] = []
     for item in given:

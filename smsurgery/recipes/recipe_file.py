@@ -29,6 +29,7 @@ from typing import Any
 
 from smsurgery.edits import Edit, edit_from_json
 from smsurgery.errors import InvalidEdit, PathNotFound, SmsurgeryError, listing
+from smsurgery.user_files import read_user_file
 
 RECIPE_SCHEMA = "smsurgery.recipe/1"
 VERDICTS = ("unchanged", "internal", "compatible", "breaking")
@@ -73,14 +74,10 @@ class RecipeFile:
 def read_recipe(path: str | Path) -> RecipeFile:
     """Read and validate a recipe file (TOML, or JSON by its first character)."""
     file = Path(path)
-    try:
-        if not file.is_file():
-            raise PathNotFound(f"no recipe file {file}")
-        data = file.read_bytes()[: MAX_RECIPE_BYTES + 1]
-    except OSError as error:
-        raise PathNotFound(f"cannot read recipe {file}: {error.strerror}") from error
-    if len(data) > MAX_RECIPE_BYTES:
-        raise InvalidEdit(f"recipe {file} is larger than {MAX_RECIPE_BYTES >> 20} MiB")
+    if not file.exists():
+        raise PathNotFound(f"no recipe file {file}")
+    # The type first (a device or FIFO is refused), then at most the limit: never the whole of a huge file.
+    data = read_user_file(file, what="recipe", limit=MAX_RECIPE_BYTES, error=InvalidEdit)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

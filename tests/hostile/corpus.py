@@ -4,7 +4,9 @@ Nothing binary is committed: each case starts from a copy of the bundled
 `tf1_lookup` fixture (variables, an asset that a table initializer reads)
 and damages it in a temporary folder. `outside` is a folder beside the model
 holding a sentinel file that hostile links point at: a test checks it is
-never read into, nor written next to, by smsurgery.
+never read into, nor written next to, by smsurgery. Special files (a
+`/dev/zero`-like device, a FIFO, a socket) are made for real with
+`os.mknod`, `os.mkfifo` and a bound Unix socket.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +94,49 @@ def _pb_symlink_loop(version: Path, _outside: Path) -> None:
     os.symlink("saved_model.pb", version / "saved_model.pb")
 
 
+def _device_in_variables(version: Path, _outside: Path) -> None:
+    """A /dev/zero-like character device: a copy of it never ends (4 GB went into staging)."""
+    os.mknod(version / "variables" / "zero", stat.S_IFCHR | 0o644, os.makedev(1, 5))
+
+
+def _fifo_in_assets(version: Path, _outside: Path) -> None:
+    """A FIFO nobody writes to: opening it for a copy or a read blocks forever."""
+    os.mkfifo(version / "assets" / "pipe")
+
+
+def _socket_in_assets_extra(version: Path, _outside: Path) -> None:
+    (version / "assets.extra").mkdir()
+    here = os.getcwd()
+    os.chdir(version / "assets.extra")  # a relative name: a socket path is limited to ~107 bytes
+    try:
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind("control.sock")
+    finally:
+        os.chdir(here)
+
+
+def _symlink_to_fifo_inside(version: Path, _outside: Path) -> None:
+    """A symlink that stays inside the version, to a FIFO that also does: the target's type counts."""
+    os.mkfifo(version / "variables" / "pipe")
+    (version / "assets" / "vocab.txt").unlink()
+    os.symlink("../variables/pipe", version / "assets" / "vocab.txt")
+
+
+def _symlink_to_own_folder(version: Path, _outside: Path) -> None:
+    """assets/again -> .. stays inside the version, but copying it would never end."""
+    os.symlink("..", version / "assets" / "again")
+
+
+def _device_as_shard(version: Path, _outside: Path) -> None:
+    (version / SHARD).unlink()
+    os.mknod(version / SHARD, stat.S_IFCHR | 0o644, os.makedev(1, 5))
+
+
+# Special files in a version folder (issue 11, item 2); os.mknod of a device needs root.
+SPECIAL_FILE_CASES = {"device_in_variables", "device_as_shard", "fifo_in_assets", "socket_in_assets_extra",
+                      "symlink_to_fifo_inside", "symlink_to_own_folder"}  # fmt: skip
+NEEDS_ROOT = {"device_in_variables", "device_as_shard"}
+
 CASES: list[Case] = [
     Case("pb_truncated", lambda v, _o: _truncate(v / "saved_model.pb", 0.5), ("not a valid SavedModel",), False),
     Case("pb_random", _pb_random, ("not a valid SavedModel",), False),
@@ -110,6 +157,12 @@ CASES: list[Case] = [
     Case("symlink_loop", _symlink_loop, ("assets/loop_a", "symlink loop")),
     Case("symlink_escape_file", _symlink_escape_file, ("assets/vocab.txt", "leaves the version folder")),
     Case("symlink_escape_folder", _symlink_escape_folder, ("assets", "leaves the version folder")),
+    Case("device_in_variables", _device_in_variables, ("variables/zero", "character device")),
+    Case("device_as_shard", _device_as_shard, ("variables.data-00000-of-00001", "character device")),
+    Case("fifo_in_assets", _fifo_in_assets, ("assets/pipe", "FIFO")),
+    Case("socket_in_assets_extra", _socket_in_assets_extra, ("assets.extra/control.sock", "socket")),
+    Case("symlink_to_fifo_inside", _symlink_to_fifo_inside, ("assets/vocab.txt", "symlink to a FIFO")),
+    Case("symlink_to_own_folder", _symlink_to_own_folder, ("assets/again", "folder that contains it")),
 ]  # fmt: skip
 
 
