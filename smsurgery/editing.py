@@ -15,16 +15,17 @@ so that verification compares `predict/y` of the new version with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smsurgery import objectgraph, protos
+from smsurgery import objectgraph, protos, splice
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
-from smsurgery.model import read
+from smsurgery.model import MetaGraph, SavedModelFile, read
 from smsurgery.publish import ProgressCallback
 from smsurgery.reexport import PublishedVersion, publish_proto
 from smsurgery.signatures import SIDES, Change, EditReport, user_keys
@@ -143,6 +144,25 @@ def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = F
     return report, lineage
 
 
+def _apply_small(
+    model: SavedModelFile, meta_view: MetaGraph, edits: Sequence[Edit], drop_object_graph: bool
+) -> tuple[Any, Any, EditReport, Lineage] | None:
+    """Apply edits that touch small fields only to the skimmed protos (no graph parsed or copied).
+
+    None when the edits may need the graph (the full route then applies them).
+    """
+    if not splice.can_splice(model.skimmed, meta_view.skim, edits, drop_object_graph=drop_object_graph):
+        return None
+    saved = protos.SavedModel()
+    saved.CopyFrom(model.skim)
+    meta = saved.meta_graphs[meta_view.position]
+    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
+    found = splice.small_edit_problems(meta_view.skim, meta)
+    if meta.HasField("graph_def") or found:
+        return None  # not provably graph-free after all: redo it the full way, which judges it
+    return saved, meta, report, lineage
+
+
 def edit(
     path: str | Path | ModelRef,
     edits: Sequence[Edit],
@@ -165,12 +185,17 @@ def edit(
         raise InvalidEdit("no edits given")
     model = read(path)
     meta_view = model.meta_graph(tags)
-    saved = protos.SavedModel()
-    saved.CopyFrom(model.proto)
-    position = [tuple(m.meta_info_def.tags) for m in model.proto.meta_graphs].index(meta_view.tags)
-    meta = saved.meta_graphs[position]
-    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
-    validate(meta, problems(meta_view.proto))
+    spliced = _apply_small(model, meta_view, edits, drop_object_graph)
+    if spliced is not None:
+        saved, meta, report, lineage = spliced
+        writer = functools.partial(splice.write_spliced, model.skimmed, saved)
+    else:
+        saved = protos.SavedModel()
+        saved.CopyFrom(model.proto)
+        meta = saved.meta_graphs[meta_view.position]
+        report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
+        validate(meta, problems(meta_view.proto))
+        writer = None
     result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
 
     def before_publish(staging: Path) -> None:
@@ -187,6 +212,6 @@ def edit(
 
     result.published = publish_proto(
         model, saved, out_base=out, version=version, link=link, progress=progress,
-        before_publish=before_publish if verify else None,
+        before_publish=before_publish if verify else None, write_saved_model=writer,
     )  # fmt: skip
     return result
