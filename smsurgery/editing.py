@@ -194,7 +194,7 @@ def edit(
         saved.CopyFrom(model.proto)
         meta = saved.meta_graphs[meta_view.position]
         report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
-        validate(meta, problems(meta_view.proto))
+        validate(meta, lambda: problems(meta_view.proto))  # the source's problems only if the edit has some
         writer = None
     result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
 

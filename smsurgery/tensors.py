@@ -90,9 +90,13 @@ def base_dtype(number: int) -> int:
 class GraphIndex:
     """Nodes of a meta graph's main `graph_def`, by name."""
 
-    def __init__(self, graph_def: Any) -> None:
+    def __init__(self, graph_def: Any, only: set[str] | None = None) -> None:
+        """`only`: index just these node names (a lookup of a few tensors needs no dict of 600 k nodes)."""
         self.graph_def = graph_def
-        self.nodes: dict[str, Any] = {node.name: node for node in graph_def.node}
+        nodes = graph_def.node
+        self.nodes: dict[str, Any] = (
+            {node.name: node for node in nodes} if only is None else {n.name: n for n in nodes if n.name in only}
+        )
 
     def tensor(self, text: str) -> GraphTensor:
         """The tensor `text` names; `TensorNotFound` with close names if there is none."""

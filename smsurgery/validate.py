@@ -16,13 +16,13 @@ protos alone:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from smsurgery import objectgraph, protos
-from smsurgery.errors import InternalError, SmsurgeryError
-from smsurgery.tensors import GraphIndex, base_dtype
+from smsurgery.errors import InternalError, InvalidName, SmsurgeryError
+from smsurgery.tensors import GraphIndex, base_dtype, split_tensor_name
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
 
@@ -46,7 +46,7 @@ def problems(meta: Any) -> list[Problem]:
     return found
 
 
-def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
+def validate(meta: Any, baseline: Iterable[Problem] | Callable[[], Iterable[Problem]] = ()) -> None:
     """Raise `InternalError` for any problem not already in `baseline` (the source's own problems).
 
     An edit that leaves the model inconsistent is a bug of smsurgery, not of
@@ -54,14 +54,17 @@ def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
     source's own problems (a signature declaring the wrong dtype, say) are
     not the edit's fault and do not stop it.
     """
-    known = {p.identity for p in baseline}
-    new = [p.text for p in problems(meta) if p.identity not in known]
+    found = problems(meta)
+    if not found:
+        return  # the source's own problems (a callable `baseline`) are not even computed
+    known = {p.identity for p in (baseline() if callable(baseline) else baseline)}
+    new = [p.text for p in found if p.identity not in known]
     if new:
         raise InternalError("the edited model is inconsistent, nothing was written: " + "; ".join(new))
 
 
 def _tensor_problems(meta: Any) -> list[Problem]:
-    index = GraphIndex(meta.graph_def)
+    index = GraphIndex(meta.graph_def, only=_named_nodes(meta))
     found: list[Problem] = []
     for key in sorted(meta.signature_def):
         if key == INIT_OP_SIGNATURE:
@@ -84,6 +87,20 @@ def _tensor_problems(meta: Any) -> list[Problem]:
                         )
                         found.append(Problem(text, ("dtype", info.name, str(info.dtype))))
     return found
+
+
+def _named_nodes(meta: Any) -> set[str]:
+    """The nodes the signatures name: all that the tensor checks look up."""
+    named = set()
+    for key, signature in meta.signature_def.items():
+        if key == INIT_OP_SIGNATURE:
+            continue
+        for name in objectgraph.signature_tensor_names(signature):
+            try:
+                named.add(split_tensor_name(name)[0])
+            except InvalidName:
+                continue  # reported by the check itself
+    return named
 
 
 def _object_graph_problems(meta: Any) -> list[str]:
