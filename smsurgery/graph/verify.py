@@ -17,6 +17,7 @@ tf.Example strings) are not failures when both sides fail alike.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,10 @@ import numpy as np
 
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
+from smsurgery.memoryguard import require_memory_for
 from smsurgery.model import SignatureView, read
 from smsurgery.samples import numpy_dtype, sample_inputs
+from smsurgery.verify_scope import untouched_signatures
 
 SAMPLE_BATCH = 2
 SAMPLE_SEED = 0
@@ -69,7 +72,7 @@ class OutputDiff:
 class SignatureOutcome:
     key: str
     old_key: str | None
-    status: str  # compared | both_fail | new_fails | old_fails | new_only | changed_inputs
+    status: str  # compared | both_fail | new_fails | old_fails | new_only | changed_inputs | untouched
     outputs: list[OutputDiff] = field(default_factory=list)
     error: str | None = None
     tf2: str | None = None  # agrees | problem text; None when not checked
@@ -265,7 +268,12 @@ def _run_comparison(
         feeds = sample_inputs(view_a.signature(pair.old), batch=SAMPLE_BATCH, seed=SAMPLE_SEED)
         plan_a.append((pair.old, feeds))
         plan_b.append((pair.new, {new: feeds[old] for new, old in pair.inputs.items() if old in feeds}))
-    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags, plan_b)
+    # One version in memory at a time: A is released (gc: TF graphs hold reference cycles) before B loads,
+    # and A is not loaded at all when nothing of it is compared.
+    results_a: Results | Failure = _run_plan(a, tags, plan_a) if plan_a else []
+    gc.collect()
+    results_b = _run_plan(b, tags, plan_b)
+    gc.collect()
     report = ComparisonReport(a=str(a), b=str(b), rtol=rtol, atol=atol, signatures=[])
     for position, pair in enumerate(ordered):
         old = _at(results_a, position) if pair.old is not None else None
@@ -294,6 +302,9 @@ def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...]) ->
     if tf2_keys != view.signature_keys():
         report.errors.append(f"tf.saved_model.load lists {tf2_keys}, signature_def {view.signature_keys()}")
     for position, outcome in enumerate(report.signatures):
+        if outcome.status == "untouched":  # listed with the same aliases; its computation is the source's
+            outcome.tf2 = _tf2_listing(loaded, view.signature(outcome.key)) or "agrees"
+            continue
         outcome.tf2 = _tf2_signature(loaded, view.signature(outcome.key), plan[position][1], _at(results, position))
 
 
@@ -305,7 +316,8 @@ def _tf2_fails(path: Path, tags: tuple[str, ...]) -> bool:
     return False
 
 
-def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray], tf1: Any) -> str:
+def _tf2_listing(loaded: Any, view: SignatureView) -> str | None:
+    """What is wrong with how tf.saved_model.load lists signature `view` (None: same key and aliases)."""
     if view.key not in loaded.signatures:
         return f"no signature '{view.key}' (it has: {listing(sorted(loaded.signatures))})"
     function = loaded.signatures[view.key]
@@ -313,6 +325,14 @@ def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray
     outputs = sorted(function.structured_outputs)
     if inputs != [t.alias for t in view.inputs] or outputs != [t.alias for t in view.outputs]:
         return f"inputs {inputs} and outputs {outputs}, but signature_def has other aliases"
+    return None
+
+
+def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray], tf1: Any) -> str:
+    problem = _tf2_listing(loaded, view)
+    if problem is not None:
+        return problem
+    outputs = sorted(loaded.signatures[view.key].structured_outputs)
     try:
         values = run_tf2(loaded, view.key, feeds)
     except SmsurgeryError as error:
@@ -371,8 +391,30 @@ def compare(
 def verify_edit(
     old: Path, new: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, tf2: bool
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`."""
-    runs = _run_comparison(old, new, tags, pairs, rtol=0.0, atol=0.0)
+    """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`.
+
+    Signatures the edit provably did not touch (`verify_scope`) are not run;
+    the new version is still loaded by each loader. Refused before loading
+    anything when one load would not fit in memory (`memoryguard`).
+    """
+    untouched = untouched_signatures(old, new, tags, pairs)
+    _require_memory(old, new, tags, load_old=any(p.old is not None and p.new not in untouched for p in pairs))
+    runs = _run_comparison(old, new, tags, [p for p in pairs if p.new not in untouched], rtol=0.0, atol=0.0)
+    for pair in pairs:
+        if pair.new in untouched:
+            runs.report.signatures.append(SignatureOutcome(key=pair.new, old_key=pair.old, status="untouched"))
     if tf2:
         _check_tf2_view(runs, old, new, tags)
+    if untouched:
+        runs.report.notes.append(
+            f"not run: {listing(sorted(untouched))} (graph, signature and object-graph binding byte-identical "
+            "to the source; only keys changed)"
+        )
     return runs.report
+
+
+def _require_memory(old: Path, new: Path, tags: tuple[str, ...], *, load_old: bool) -> None:
+    for path, needed in ((new, True), (old, load_old)):
+        if needed:
+            model = read(path)
+            require_memory_for(path, model.skimmed, model.meta_graph(tags).position, what=str(model.ref))
