@@ -212,10 +212,12 @@ def build(work: Path, name: str) -> Path:
         return base
     shutil.rmtree(base, ignore_errors=True)
     print(f"building {name} in {base} ...", flush=True)
+    # In a child: a parent grown by building would inflate every later child's peak RSS (fork copies its
+    # resident pages into the child's count before exec).
     if name == "tf2-1gb":
         measure([sys.executable, "-c", BUILD_TF2, str(version), str(SIZES[name])], limit_gb=20)
     else:
-        build_tf1(version, SIZES[name])
+        measure([sys.executable, __file__, "--build-tf1", str(version), str(SIZES[name])], limit_gb=20)
     return base
 
 
@@ -365,7 +367,11 @@ def main() -> None:
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "smsurgery-scale"))
     parser.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a child past this RSS (default 12)")
     parser.add_argument("--min-available-gb", type=float, default=14.0, help="wait for this much before big rows")
+    parser.add_argument("--build-tf1", nargs=2, metavar=("VERSION_DIR", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_tf1:
+        build_tf1(Path(args.build_tf1[0]), int(args.build_tf1[1]))
+        return
     names = list(SIZES) if args.sizes == "all" else [s.strip() for s in args.sizes.split(",")]
     unknown = [n for n in names if n not in SIZES]
     if unknown:
