@@ -25,6 +25,7 @@ from smsurgery import objectgraph, protos, splice
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
+from smsurgery.memoryguard import require_memory_for
 from smsurgery.model import MetaGraph, SavedModelFile, read
 from smsurgery.publish import ProgressCallback
 from smsurgery.reexport import PublishedVersion, publish_proto
@@ -196,6 +197,8 @@ def edit(
         report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
         validate(meta, lambda: problems(meta_view.proto))  # the source's problems only if the edit has some
         writer = None
+    if verify:  # verification loads one version at a time, each about the source's size: refuse before writing
+        require_memory_for(model.path, model.skimmed, meta_view.position, what=f"the edit of {model.ref}")
     result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
 
     def before_publish(staging: Path) -> None:

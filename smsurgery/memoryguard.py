@@ -53,6 +53,13 @@ class LoadEstimate:
 
 def count_nodes(skimmed: Skim, position: int) -> int:
     """Top-level `node` fields of meta graph `position`'s GraphDef, counted by walking tags only."""
+    try:
+        return _count_nodes(skimmed, position)
+    finally:
+        skimmed.release()  # the walk touched every page of a graph of small nodes
+
+
+def _count_nodes(skimmed: Skim, position: int) -> int:
     data, count = skimmed.data, 0
     for span in skimmed.file_layout.meta_graphs[position].graph_spans:
         at, end = span.body, span.end

@@ -165,8 +165,20 @@ class Skim:
     def graph_def(self, position: int) -> Any:
         """Meta graph `position`'s GraphDef, parsed from the file (the caller caches it)."""
         graph = protos.graph_def_class()()
-        graph.ParseFromString(graph_def_bytes(self.data, self.file_layout.meta_graphs[position]))
+        meta = self.file_layout.meta_graphs[position]
+        if len(meta.graph_spans) == 1:  # parse from the mapping itself: no copy of a 1 GB graph in bytes
+            span = meta.graph_spans[0]
+            with memoryview(self.data) as whole, whole[span.body : span.end] as view:
+                graph.ParseFromString(view)
+        else:
+            graph.ParseFromString(graph_def_bytes(self.data, meta))
+        self.release()
         return graph
+
+    def release(self) -> None:
+        """Drop the file's pages from this process's resident set (they stay in the page cache)."""
+        if isinstance(self.data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self.data.madvise(mmap.MADV_DONTNEED)
 
 
 def _open(path: Path) -> mmap.mmap | bytes | None:

@@ -22,6 +22,7 @@ loaded by each loader (it must load as Serving loads it, and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,14 @@ def same_graph_bytes(old: SavedModelFile, new: SavedModelFile, old_position: int
     spans_b = new.skimmed.file_layout.meta_graphs[new_position].graph_spans
     if [s.end - s.body for s in spans_a] != [s.end - s.body for s in spans_b]:
         return False
-    data_a, data_b = old.skimmed.data, new.skimmed.data
-    for span_a, span_b in zip(spans_a, spans_b, strict=True):
-        for offset in range(0, span_a.end - span_a.body, _CHUNK):
-            length = min(_CHUNK, span_a.end - span_a.body - offset)
-            a, b = span_a.body + offset, span_b.body + offset
-            if data_a[a : a + length] != data_b[b : b + length]:
-                return False
+    # pread, not the mmaps: mapped pages would count in this process's RSS while TensorFlow loads.
+    with open(old.skimmed.path, "rb") as file_a, open(new.skimmed.path, "rb") as file_b:
+        for span_a, span_b in zip(spans_a, spans_b, strict=True):
+            for offset in range(0, span_a.end - span_a.body, _CHUNK):
+                length = min(_CHUNK, span_a.end - span_a.body - offset)
+                chunk_a = os.pread(file_a.fileno(), length, span_a.body + offset)
+                if chunk_a != os.pread(file_b.fileno(), length, span_b.body + offset):
+                    return False
     return True
 
 

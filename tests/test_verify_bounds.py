@@ -97,7 +97,7 @@ def test_verification_that_cannot_fit_is_refused_in_one_line(model_copy) -> None
     limited = {memoryguard.LIMIT_VARIABLE: "100M"}
     result = run_cli("signature", "rename", base, key, "renamed", env=limited)
     assert_one_line_error(result, "memory", "--no-verify")
-    assert tree_digest(base) == before
+    assert tree_digest(base) == before  # nothing written: no staging folder, no version
     published = run_cli("signature", "rename", base, key, "renamed", "--no-verify", env=limited)
     assert published.code == 0, published.stderr
     assert read(base / "2").meta_graph().signature_keys() == ["renamed"]

@@ -27,7 +27,6 @@ import numpy as np
 
 from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
-from smsurgery.memoryguard import require_memory_for
 from smsurgery.model import SignatureView, read
 from smsurgery.samples import numpy_dtype, sample_inputs
 from smsurgery.verify_scope import untouched_signatures
@@ -394,11 +393,10 @@ def verify_edit(
     """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`.
 
     Signatures the edit provably did not touch (`verify_scope`) are not run;
-    the new version is still loaded by each loader. Refused before loading
-    anything when one load would not fit in memory (`memoryguard`).
+    the new version is still loaded by each loader, one version at a time
+    (the caller checks first that one load fits: `memoryguard`).
     """
     untouched = untouched_signatures(old, new, tags, pairs)
-    _require_memory(old, new, tags, load_old=any(p.old is not None and p.new not in untouched for p in pairs))
     runs = _run_comparison(old, new, tags, [p for p in pairs if p.new not in untouched], rtol=0.0, atol=0.0)
     for pair in pairs:
         if pair.new in untouched:
@@ -412,9 +410,3 @@ def verify_edit(
         )
     return runs.report
 
-
-def _require_memory(old: Path, new: Path, tags: tuple[str, ...], *, load_old: bool) -> None:
-    for path, needed in ((new, True), (old, load_old)):
-        if needed:
-            model = read(path)
-            require_memory_for(path, model.skimmed, model.meta_graph(tags).position, what=str(model.ref))
