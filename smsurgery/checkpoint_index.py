@@ -167,4 +167,3 @@ def read_index(path: Path) -> list[IndexEntry]:
     except Exception as error:
         raise CorruptModel(f"{path} is not a valid checkpoint index: {error}") from error
     return result
-

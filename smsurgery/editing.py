@@ -1,12 +1,14 @@
 """Apply signature edits to a version and publish the result as the next version.
 
-The one entry point, `edit(path, [RenameSignature("serving_default", "predict"), ...])`,
-reads the source version (TensorFlow not imported), applies the edits to a
-copy of its protos, validates the result (every tensor exists, both loaders'
-views agree), stages the new version beside the old ones, verifies it
+Three steps, each callable on its own: `Draft(read(path))` holds an edited
+copy of a version's protos in memory (TensorFlow not imported), `.apply(...)`
+chains edits on it, and `publish(draft, target)` validates the result (every
+tensor exists, both loaders' views agree), stages the new version beside the
+old ones, verifies it
 against the old one through the TF1 loader (and `tf.saved_model.load` for
 TF2 exports) *inside the staging folder*, and only then renames it into
-place. Any error along the way leaves nothing behind.
+place. Any error along the way leaves nothing behind. `edit(path, edits)` is
+the one-call form of the three.
 
 `Lineage` remembers where each signature and alias of the result came from,
 so that verification compares `predict/y` of the new version with
@@ -16,7 +18,7 @@ so that verification compares `predict/y` of the new version with
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,10 @@ from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
 from smsurgery.memoryguard import require_memory_for
-from smsurgery.model import MetaGraph, SavedModelFile, read
-from smsurgery.publish import ProgressCallback
-from smsurgery.reexport import PublishedVersion, publish_proto
+from smsurgery.model import SavedModelFile, read
+from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, publish_proto
 from smsurgery.signatures import SIDES, Change, EditReport, user_keys
+from smsurgery.target import PublishTarget
 from smsurgery.validate import problems, validate
 
 EDIT_SCHEMA = "smsurgery.edit/1"
@@ -123,90 +125,124 @@ class EditResult:
         }  # fmt: skip
 
 
-def apply_edits(meta: Any, edits: Sequence[Edit], *, drop_object_graph: bool = False) -> tuple[EditReport, Lineage]:
-    """Apply `edits` in order to MetaGraphDef `meta` (in place); the combined report and lineage."""
-    lineage = Lineage(meta)
-    report = EditReport()
-    if drop_object_graph:
-        if objectgraph.has_object_graph(meta):
-            objectgraph.drop_object_graph(meta)
-            report.changes.append(
+class Draft:
+    """An edited copy of one meta graph of a source version, in memory: edits chain, publish once.
+
+    `Draft(read(path)).apply(RenameSignature(...)).apply(AddOutput(...))`
+    changes only this copy (the source's protos stay as read), and remembers
+    what each edit changed and where every signature came from, so that
+    `publish` can verify the result against the source.
+    """
+
+    def __init__(self, source: SavedModelFile, tags: tuple[str, ...] | None = None) -> None:
+        self.source = source
+        self.source_meta = source.meta_graph(tags)
+        self._steps: list[Callable[[], None]] = []
+        # Small mode: the edits seen so far touch small fields only; the draft holds the skimmed protos
+        # (no graph parsed or copied) and publishing splices the source's graph bytes back in.
+        self.small = source.skimmed is not None
+        self._start(self.small)
+
+    def _start(self, small: bool) -> None:
+        self.small = small
+        self._saved_model = protos.SavedModel()
+        self._saved_model.CopyFrom(self.source.skim if small else self.source.proto)
+        self._meta = self._saved_model.meta_graphs[self.source_meta.position]
+        self.lineage = Lineage(self._meta)
+        self.report = EditReport()
+
+    @property
+    def meta(self) -> Any:
+        """The edited MetaGraphDef, graph included (reading it from outside leaves small mode)."""
+        if self.small:
+            self._full()
+        return self._meta
+
+    @property
+    def saved_model(self) -> Any:
+        """The edited SavedModel, graphs included (reading it from outside leaves small mode)."""
+        if self.small:
+            self._full()
+        return self._saved_model
+
+    def _full(self) -> None:
+        """Leave small mode: copy the whole source and replay every step on it."""
+        steps, self._steps = self._steps, []
+        self._start(False)
+        for step in steps:
+            step()
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.source_meta.tags
+
+    def apply(self, *edits: Edit) -> Draft:
+        """Apply `edits` in order to this draft; returns the draft, so calls chain."""
+        for item in edits:
+            if not isinstance(item, Edit):
+                raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
+            if self.small and not splice.can_splice(self.source.skimmed, self._meta, [item], drop_object_graph=False):
+                self._full()
+            self._run(lambda item=item: self._apply_one(item))
+        return self
+
+    def _run(self, step: Callable[[], None]) -> None:
+        step()
+        self._steps.append(step)
+        if self.small and self._meta.HasField("graph_def"):  # it wrote into the graph after all
+            self._full()
+
+    def _apply_one(self, item: Edit) -> None:
+        step = item.apply(self._meta)
+        for change in step.changes:
+            self.lineage.fold(change)
+        self.report.extend(step)
+
+    def drop_object_graph(self) -> Draft:
+        """Write without the object graph, so `tf.saved_model.load` reads signature_def as the TF1 loader does."""
+        self._run(self._drop_object_graph)
+        return self
+
+    def _drop_object_graph(self) -> None:
+        if objectgraph.has_object_graph(self._meta):
+            objectgraph.drop_object_graph(self._meta)
+            self.report.changes.append(
                 Change("drop_object_graph", "", detail="object graph dropped: both loaders read signature_def")
             )
         else:
-            report.warnings.append("no object graph to drop: this is a TF1 export")
-    for item in edits:
-        if not isinstance(item, Edit):
-            raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
-        step = item.apply(meta)
-        for change in step.changes:
-            lineage.fold(change)
-        report.extend(step)
-    return report, lineage
+            self.report.warnings.append("no object graph to drop: this is a TF1 export")
+
+    def writer(self) -> Callable[[Path], None] | None:
+        """How publishing writes saved_model.pb: a splice while small (and provably consistent), else None."""
+        if self.small and splice.small_edit_problems(self.source_meta.skim, self._meta):
+            self._full()  # not provably consistent without the graph: the full validation judges it
+        if not self.small:
+            validate(self._meta, lambda: problems(self.source_meta.proto))  # source's problems only if needed
+            return None
+        return functools.partial(splice.write_spliced, self.source.skimmed, self._saved_model)
 
 
-def _apply_small(
-    model: SavedModelFile, meta_view: MetaGraph, edits: Sequence[Edit], drop_object_graph: bool
-) -> tuple[Any, Any, EditReport, Lineage] | None:
-    """Apply edits that touch small fields only to the skimmed protos (no graph parsed or copied).
+def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
+    """Validate `draft`, stage it as a new version, verify it against its source, then make it visible.
 
-    None when the edits may need the graph (the full route then applies them).
+    Verification compares every signature the draft kept with the one of the
+    source it came from (exactly, unless `target` sets tolerances); nothing
+    is published if it fails.
     """
-    if not splice.can_splice(model.skimmed, meta_view.skim, edits, drop_object_graph=drop_object_graph):
-        return None
-    saved = protos.SavedModel()
-    saved.CopyFrom(model.skim)
-    meta = saved.meta_graphs[meta_view.position]
-    report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
-    found = splice.small_edit_problems(meta_view.skim, meta)
-    if meta.HasField("graph_def") or found:
-        return None  # not provably graph-free after all: redo it the full way, which judges it
-    return saved, meta, report, lineage
-
-
-def edit(
-    path: str | Path | ModelRef,
-    edits: Sequence[Edit],
-    *,
-    tags: tuple[str, ...] | None = None,
-    out: str | Path | None = None,
-    version: int | None = None,
-    verify: bool = True,
-    link: bool = True,
-    drop_object_graph: bool = False,
-    progress: ProgressCallback | None = None,
-) -> EditResult:
-    """Apply `edits` to the meta graph `tags` of `path` and publish the result as a new version.
-
-    `out` publishes into another model base; `version` asks for a number
-    (refused if taken); `link=False` copies variable shards instead of
-    hard-linking them; `verify=False` skips running old and new.
-    """
-    if not edits and not drop_object_graph:
-        raise InvalidEdit("no edits given")
-    model = read(path)
-    meta_view = model.meta_graph(tags)
-    spliced = _apply_small(model, meta_view, edits, drop_object_graph)
-    if spliced is not None:
-        saved, meta, report, lineage = spliced
-        writer = functools.partial(splice.write_spliced, model.skimmed, saved)
-    else:
-        saved = protos.SavedModel()
-        saved.CopyFrom(model.proto)
-        meta = saved.meta_graphs[meta_view.position]
-        report, lineage = apply_edits(meta, edits, drop_object_graph=drop_object_graph)
-        validate(meta, lambda: problems(meta_view.proto))  # the source's problems only if the edit has some
-        writer = None
-    if verify:  # verification loads one version at a time, each about the source's size: refuse before writing
-        require_memory_for(model.path, model.skimmed, meta_view.position, what=f"the edit of {model.ref}")
-    result = EditResult(source=model.ref, tags=meta_view.tags, published=None, report=report)
+    writer = draft.writer()
+    if target.verify:  # verification loads one version at a time, about the source's size: refuse before writing
+        source = draft.source
+        require_memory_for(source.path, source.skimmed, draft.source_meta.position, what=f"the edit of {source.ref}")
+    result = EditResult(source=draft.source.ref, tags=draft.tags, published=None, report=draft.report)
+    rtol, atol = target.tolerances(0.0, 0.0)
 
     def before_publish(staging: Path) -> None:
         from smsurgery.graph.verify import verify_edit
 
         result.verification = verify_edit(
-            model.path, staging, meta_view.tags, lineage.pairs(meta), tf2=meta_view.kind == "tf2"
-        )
+            draft.source.path, staging, draft.tags, draft.lineage.pairs(draft._meta),
+            tf2=draft.source_meta.kind == "tf2", rtol=rtol, atol=atol,
+        )  # fmt: skip
         if not result.verification.ok:
             raise VerificationFailed(
                 "the edited model does not compute what the source did, nothing was published: "
@@ -214,7 +250,26 @@ def edit(
             )
 
     result.published = publish_proto(
-        model, saved, out_base=out, version=version, link=link, progress=progress,
-        before_publish=before_publish if verify else None, write_saved_model=writer,
+        draft.source, draft._saved_model, target, before_publish=before_publish if target.verify else None,
+        write_saved_model=writer,
     )  # fmt: skip
+    if result.verification is not None:  # it ran in the staging folder; report the version it became
+        result.verification.b = str(result.published.path)
     return result
+
+
+def edit(
+    path: str | Path | ModelRef,
+    edits: Sequence[Edit],
+    *,
+    tags: tuple[str, ...] | None = None,
+    target: PublishTarget = DEFAULT_TARGET,
+    drop_object_graph: bool = False,
+) -> EditResult:
+    """Read `path`, apply `edits` to its meta graph `tags`, publish the result as `target`: the one-call form."""
+    if not edits and not drop_object_graph:
+        raise InvalidEdit("no edits given")
+    draft = Draft(read(path), tags)
+    if drop_object_graph:
+        draft.drop_object_graph()
+    return publish(draft.apply(*edits), target)

@@ -73,6 +73,10 @@ class InvalidEdit(SmsurgeryError):
     """An edit that is well-formed but not allowed (e.g. removing the last signature)."""
 
 
+class InvalidOption(SmsurgeryError):
+    """An option value that would make the result silently wrong (a NaN tolerance, an empty name)."""
+
+
 class UnsupportedModel(SmsurgeryError):
     """A model this operation cannot handle, with the reason and the way out."""
 

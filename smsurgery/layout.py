@@ -67,8 +67,7 @@ def list_versions(base: Path) -> dict[int, Path]:
             # `1` and `001` both claim version 1; Serving would refuse too.
             if number in versions:
                 raise VersionNotFound(
-                    f"{base} has two folders for version {number}: "
-                    f"{versions[number].name} and {child.name}"
+                    f"{base} has two folders for version {number}: {versions[number].name} and {child.name}"
                 )
             versions[number] = child
     return dict(sorted(versions.items()))
@@ -94,9 +93,7 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     """Turn what the user typed into one version folder holding a SavedModel."""
     path, suffix_version = split_version_suffix(text)
     if suffix_version is not None and version is not None and suffix_version != version:
-        raise SmsurgeryError(
-            f"two versions asked for: {path}@{suffix_version} and --version {version}"
-        )
+        raise SmsurgeryError(f"two versions asked for: {path}@{suffix_version} and --version {version}")
     version = version if version is not None else suffix_version
     if not path.exists():
         raise PathNotFound(f"no such file or folder: {path}", hint=_nearest_existing(path))
@@ -105,8 +102,7 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     if has_saved_model(path):
         if version is not None:
             raise VersionNotFound(
-                f"{path} is a version folder, not a model base; "
-                f"--version {version} needs the folder above it"
+                f"{path} is a version folder, not a model base; --version {version} needs the folder above it"
             )
         return _version_ref(path)
     versions = list_versions(path)

@@ -165,18 +165,25 @@ class MetaGraph:
     parsed from the file on first use; `graph_def` parses only the graph.
     """
 
-    def __init__(self, model: SavedModelFile, position: int) -> None:
+    def __init__(self, model: SavedModelFile, meta: int | Any) -> None:
+        """`meta`: the position of the meta graph in the file, or a MetaGraphDef in memory (all of it)."""
         self.model = model
-        self.position = position
-        self.skim = model.skim.meta_graphs[position]
+        self._given = None if isinstance(meta, int) else meta
+        self.position = meta if isinstance(meta, int) else self._position_of(meta)
+        self.skim = model.skim.meta_graphs[meta] if isinstance(meta, int) else meta
+
+    def _position_of(self, meta: Any) -> int:
+        tags = list(meta.meta_info_def.tags)
+        found = [i for i, m in enumerate(self.model.skim.meta_graphs) if list(m.meta_info_def.tags) == tags]
+        return found[0] if found else 0
 
     @property
     def proto(self) -> Any:
-        return self.model.proto.meta_graphs[self.position]
+        return self._given if self._given is not None else self.model.proto.meta_graphs[self.position]
 
     @property
     def graph_def(self) -> Any:
-        return self.model.graph_def(self.position)
+        return self._given.graph_def if self._given is not None else self.model.graph_def(self.position)
 
     @property
     def tags(self) -> tuple[str, ...]:

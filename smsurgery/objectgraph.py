@@ -88,11 +88,7 @@ def function_def(meta: Any, name: str) -> Any | None:
 
 
 def call_nodes(meta: Any, function_name: str) -> list[Any]:
-    return [
-        node
-        for node in meta.graph_def.node
-        if node.op in CALL_OPS and node.attr["f"].func.name == function_name
-    ]
+    return [node for node in meta.graph_def.node if node.op in CALL_OPS and node.attr["f"].func.name == function_name]
 
 
 def signature_function(meta: Any, key: str) -> SignatureFunction:

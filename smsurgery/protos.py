@@ -86,15 +86,11 @@ def _add_file(proto_file: str) -> None:
     if proto_file in _ADDED:
         return
     if proto_file.startswith("google/protobuf/"):
-        module = importlib.import_module(
-            "google.protobuf." + Path(proto_file).stem + "_pb2"
-        )
+        module = importlib.import_module("google.protobuf." + Path(proto_file).stem + "_pb2")
         fdp = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(fdp)
     else:
-        fdp = descriptor_pb2.FileDescriptorProto.FromString(
-            _serialized_descriptor(_pb2_path(proto_file))
-        )
+        fdp = descriptor_pb2.FileDescriptorProto.FromString(_serialized_descriptor(_pb2_path(proto_file)))
     for dependency in fdp.dependency:
         _add_file(dependency)
     _POOL.Add(fdp)
@@ -149,9 +145,7 @@ def tensor_proto_class() -> type[Any]:
 
 
 def bundle_entry_class() -> type[Any]:
-    return message_class(
-        "tensorflow/core/protobuf/tensor_bundle.proto", "tensorflow.BundleEntryProto"
-    )
+    return message_class("tensorflow/core/protobuf/tensor_bundle.proto", "tensorflow.BundleEntryProto")
 
 
 @cache

@@ -234,4 +234,3 @@ def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
     raise PublishError(f"gave up finding a free version number in {base}")
-

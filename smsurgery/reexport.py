@@ -20,7 +20,10 @@ from typing import Any
 from smsurgery.errors import PublishError
 from smsurgery.integrity import require_intact
 from smsurgery.model import SavedModelFile
-from smsurgery.publish import CarryReport, ProgressCallback, carry_over, staged_version, write_bytes_synced
+from smsurgery.publish import CarryReport, carry_over, staged_version, write_bytes_synced
+from smsurgery.target import PublishTarget
+
+DEFAULT_TARGET = PublishTarget()
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,13 @@ def target_base(source: SavedModelFile, out_base: str | Path | None) -> Path:
 def publish_proto(
     source: SavedModelFile,
     saved_model: Any,
+    target: PublishTarget = DEFAULT_TARGET,
     *,
-    out_base: str | Path | None = None,
-    version: int | None = None,
-    link: bool = True,
     extra_files: dict[str, bytes] | None = None,
-    progress: ProgressCallback | None = None,
     before_publish: Callable[[Path], None] | None = None,
     write_saved_model: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
-    """Write `saved_model` as a new version beside (or away from) `source`.
+    """Write `saved_model` as the new version `target` of `source`'s base (or of `target.base`).
 
     `extra_files` maps paths relative to the version folder (for example
     `assets.extra/tf_serving_warmup_requests`) to bytes; they replace files of
@@ -65,11 +65,11 @@ def publish_proto(
     `write_saved_model(path)` writes (and fsyncs) the file instead of
     serializing `saved_model` (a splice, see `smsurgery.splice`).
     """
-    base = target_base(source, out_base)
+    base = target_base(source, target.base)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
-    with staged_version(base, version) as staging:
-        carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=progress)
+    with staged_version(base, target.version) as staging:
+        carried = carry_over(source.path, staging.path, link=target.link, skip=set(extra), progress=target.progress)
         if write_saved_model is not None:
             write_saved_model(staging.path / "saved_model.pb")
         else:

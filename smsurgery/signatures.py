@@ -293,9 +293,12 @@ def add_signature(
     _check_method(key, signature)
     _check_fed(meta, key, signature, [])
     meta.signature_def[key].CopyFrom(signature)
-    detail = f"signature '{key}' added ({method}): " + ", ".join(
-        f"{a}={signature.inputs[a].name}" for a in sorted(signature.inputs)
-    ) + " -> " + ", ".join(f"{a}={signature.outputs[a].name}" for a in sorted(signature.outputs))
+    detail = (
+        f"signature '{key}' added ({method}): "
+        + ", ".join(f"{a}={signature.inputs[a].name}" for a in sorted(signature.inputs))
+        + " -> "
+        + ", ".join(f"{a}={signature.outputs[a].name}" for a in sorted(signature.outputs))
+    )
     return EditReport([Change("add_signature", key, new=method_name, detail=detail)])
 
 

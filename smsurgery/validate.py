@@ -108,9 +108,7 @@ def _object_graph_problems(meta: Any) -> list[str]:
     tf2 = set(objectgraph.signature_children(meta))
     found: list[str] = []
     if tf1 != tf2:
-        found.append(
-            f"signature_def lists {sorted(tf1)} but the object graph lists {sorted(tf2)}"
-        )
+        found.append(f"signature_def lists {sorted(tf1)} but the object graph lists {sorted(tf2)}")
     for key in sorted(tf1 & tf2):
         try:
             function = objectgraph.signature_function(meta, key)
@@ -131,9 +129,7 @@ def _function_problems(signature: Any, function: objectgraph.SignatureFunction) 
         )
         return found
     fdef = function.function_def.signature
-    if len(fdef.input_arg) != len(inputs) + len(function.concrete.bound_inputs) or len(fdef.output_arg) != len(
-        outputs
-    ):
+    if len(fdef.input_arg) != len(inputs) + len(function.concrete.bound_inputs) or len(fdef.output_arg) != len(outputs):
         found.append(f"signature '{key}': function {function.name} does not take and return one tensor per alias")
         return found
     if function.bare.argument_keywords and sorted(function.bare.argument_keywords) != inputs:

@@ -16,6 +16,9 @@ from typing import Any
 from smsurgery.errors import InvalidRequest
 from smsurgery.grpc_requests import grpc_request, prediction_log
 from smsurgery.request_body import BuiltRequest
+from smsurgery.target import PublishTarget
+
+WARMUP_SCHEMA = "smsurgery.warmup/1"
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
@@ -109,6 +112,7 @@ class WarmupReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": WARMUP_SCHEMA,
             "base": str(self.base),
             "version": self.version,
             "path": str(self.path),
@@ -121,16 +125,14 @@ class WarmupReport:
         }
 
 
-def publish_warmup(
-    built: BuiltRequest, count: int = 1, *, out_base: str | Path | None = None, version: int | None = None
-) -> WarmupReport:
+def publish_warmup(built: BuiltRequest, count: int = 1, target: PublishTarget | None = None) -> WarmupReport:
     """Write a new version: the source's files, plus the warmup file (replacing an old one)."""
     from smsurgery.reexport import publish_proto
 
     data = warmup_bytes(built, count)
     replaced = (built.model.path / WARMUP_FILE).is_file()
     published = publish_proto(
-        built.model, built.model.proto, out_base=out_base, version=version, extra_files={WARMUP_FILE: data}
+        built.model, built.model.proto, target or PublishTarget(), extra_files={WARMUP_FILE: data}
     )
     return WarmupReport(
         base=published.base,

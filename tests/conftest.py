@@ -7,6 +7,7 @@ copies one into a temporary folder first.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -48,7 +49,12 @@ class CliResult:
 
 
 def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
-    """Run `python -m smsurgery ARGS` as a real process, as a user would."""
+    """Run `python -m smsurgery ARGS` as a real process, as a user would.
+
+    Every `--json` output that carries a `schema` field is validated against
+    its schema file in docs/schemas, so no test can see a JSON shape the docs
+    do not describe.
+    """
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "smsurgery", *map(str, args)],
@@ -58,7 +64,33 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float
         timeout=timeout,
         cwd=REPO,
     )
+    if "--json" in map(str, args):
+        validate_json_output(proc.stdout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+SCHEMAS = REPO / "docs" / "schemas"
+
+
+def schema_file(schema: str) -> Path:
+    """`smsurgery.show/1` -> docs/schemas/show.json."""
+    name = schema.split("/")[0].removeprefix("smsurgery.")
+    return SCHEMAS / f"{name}.json"
+
+
+def validate_json_output(stdout: str) -> None:
+    """Validate a command's JSON against docs/schemas/<name>.json, if it is a schema'd JSON object."""
+    import jsonschema
+
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return
+    if not isinstance(data, dict) or "schema" not in data:
+        return
+    path = schema_file(data["schema"])
+    assert path.is_file(), f"{data['schema']} has no schema file {path.relative_to(REPO)}"
+    jsonschema.validate(data, json.loads(path.read_text()))
 
 
 def assert_one_line_error(result: CliResult, *words: str) -> None:
@@ -138,3 +170,27 @@ def require_unprivileged_python() -> None:
     probe = run_unprivileged(["-c", "import smsurgery.cli.app"])
     if probe.returncode != 0:
         pytest.skip(f"user nobody cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
+
+
+# --- the fast subset: `pytest -m "not slow"` never starts TensorFlow ----------------------------
+
+# Modules whose tests start TensorFlow (a loader, a session, a Keras build) or run for a minute.
+# New tests mark themselves with @pytest.mark.slow; these are the ones that predate the marker.
+SLOW_MODULES = {
+    "test_concurrent_commands", "test_convert", "test_convert_errors", "test_convert_formats",
+    "test_crash_safety", "test_fixtures_rebuild", "test_fuzz_reader", "test_image_input",
+    "test_image_input_errors", "test_image_input_formats", "test_image_input_graph", "test_readme",
+    "test_run", "test_signatures", "test_signatures_cli", "test_warmup", "test_request_serving",
+    "test_concurrent_publish",
+}  # fmt: skip
+SLOW_TESTS = {
+    "test_show_json_matches_tensorflow_on_every_model",
+    "test_read_commands_never_run_the_graph_but_the_loader_does",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -22,6 +22,7 @@ from smsurgery.errors import PublishError
 from smsurgery.model import read
 from smsurgery.publish import STAGING_PREFIX, clean_stale_staging, staged_version, write_bytes_synced
 from smsurgery.reexport import publish_proto
+from smsurgery.target import PublishTarget
 from tests.conftest import REPO, tree_digest
 
 ROUNDS = 6
@@ -32,6 +33,7 @@ from pathlib import Path
 from smsurgery.errors import SmsurgeryError
 from smsurgery.model import read
 from smsurgery.reexport import publish_proto
+from smsurgery.target import PublishTarget
 source, out, go, version = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 model = read(source)
 Path(f"{go}.ready-{os.getpid()}").touch()
@@ -39,7 +41,8 @@ deadline = time.monotonic() + 60
 while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.001)
 try:
-    published = publish_proto(model, model.proto, out_base=out, version=int(version) if version else None, link=False)
+    target = PublishTarget(base=out, version=int(version) if version else None, link=False)
+    published = publish_proto(model, model.proto, target)
     print(json.dumps({"version": published.version}))
 except SmsurgeryError as error:
     print(json.dumps({"error": type(error).__name__, "message": str(error)}))
@@ -128,7 +131,7 @@ def test_threads_of_one_process_do_not_remove_each_others_staging(tmp_path: Path
     def fast() -> None:
         slow_staged.wait(60)
         try:
-            results["fast"] = publish_proto(model, model.proto, out_base=out).version
+            results["fast"] = publish_proto(model, model.proto, PublishTarget(base=out)).version
         finally:
             fast_done.set()
 
@@ -154,7 +157,7 @@ def test_staging_of_a_dead_writer_is_cleaned_by_the_next_one(tmp_path: Path, mod
     (leftover / "saved_model.pb").write_bytes(b"half")
     other = out / ".someone-elses-folder"
     other.mkdir()
-    published = publish_proto(model, model.proto, out_base=out)
+    published = publish_proto(model, model.proto, PublishTarget(base=out))
     assert published.version == 1
     assert not leftover.exists()
     assert other.exists(), "only our own kind of leftover may be removed"
@@ -166,9 +169,9 @@ def test_an_existing_version_is_never_replaced(tmp_path: Path, model_copy) -> No
     model = read(base)
     before = tree_digest(base)
     with pytest.raises(PublishError, match="already exists"):
-        publish_proto(model, model.proto, version=1)
+        publish_proto(model, model.proto, PublishTarget(version=1))
     (base / "2").mkdir()  # an empty folder: rename(2) would replace it silently
     with pytest.raises(PublishError):
-        publish_proto(model, model.proto, version=2)
+        publish_proto(model, model.proto, PublishTarget(version=2))
     assert tree_digest(base) == before
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]

@@ -36,6 +36,7 @@ from smsurgery.errors import PublishError
 from smsurgery.model import read
 from smsurgery.publish import STAGING_PREFIX
 from smsurgery.reexport import publish_proto
+from smsurgery.target import PublishTarget
 from tests.conftest import FIXTURES
 from tests.crash_harness import (
     BaseWatch,
@@ -186,7 +187,7 @@ def test_a_file_named_like_a_version_is_stepped_over(model_copy) -> None:
     assert publish_proto(model, model.proto).version == 4
     assert (base / "2").read_text() == "not a version\n"
     with pytest.raises(PublishError, match="already exists"):
-        publish_proto(model, model.proto, version=2)
+        publish_proto(model, model.proto, PublishTarget(version=2))
 
 
 def test_the_next_writer_removes_only_staging_folders_it_could_have_made(tmp_path: Path, model_copy) -> None:

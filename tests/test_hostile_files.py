@@ -114,9 +114,10 @@ import json, sys
 from smsurgery.errors import SmsurgeryError
 from smsurgery.model import read
 from smsurgery.reexport import publish_proto
+from smsurgery.target import PublishTarget
 source = read(sys.argv[1])
 try:
-    published = publish_proto(source, source.proto, out_base=sys.argv[2], link=False)
+    published = publish_proto(source, source.proto, PublishTarget(base=sys.argv[2], link=False))
     print(json.dumps({"ok": published.version}))
 except SmsurgeryError as error:
     print(json.dumps({"error": type(error).__name__, "message": str(error)}))

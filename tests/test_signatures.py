@@ -38,6 +38,7 @@ from smsurgery.graph.session import load_session, load_tf2, run_tf2
 from smsurgery.publish import STAGING_PREFIX
 from smsurgery.samples import sample_inputs
 from smsurgery.signatures import EditReport
+from smsurgery.target import PublishTarget
 from tests.conftest import REALMODELS, tree_digest
 
 A = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], np.float32)
@@ -169,7 +170,7 @@ def test_set_default_variants(writable_copy) -> None:
     loaded = assert_loaders_agree(swapped.path)
     assert run_tf2(loaded, "serving_default", {"x": np.array([2.0], np.float32)})["y"].tolist() == [12.0]
     assert sorted(run_tf2(loaded, "double", {"a": A, "b": B})) == ["output", "score"]
-    kept = edit(base / "1", [SetDefault("double", drop_previous=True, keep=True)], out=base)
+    kept = edit(base / "1", [SetDefault("double", drop_previous=True, keep=True)], target=PublishTarget(base=base))
     assert tf1_view(kept.path) == {"double": (["x"], ["y"]), "serving_default": (["x"], ["y"])}
     assert_loaders_agree(kept.path)
 
@@ -287,13 +288,14 @@ def test_real_models_rename_and_verify(writable_copy) -> None:
 def test_links_shards_copies_index_and_respects_version_and_out(writable_copy, tmp_path) -> None:
     base = writable_copy("tf2_module")
     source_shard = base / "1" / "variables" / "variables.data-00000-of-00001"
-    linked = edit(base, [RenameSignature("double", "twice")], version=7, verify=False)
+    linked = edit(base, [RenameSignature("double", "twice")], target=PublishTarget(version=7, verify=False))
     assert linked.path == base / "7"
     assert os.stat(linked.path / "variables" / source_shard.name).st_ino == source_shard.stat().st_ino
     assert os.stat(linked.path / "variables" / "variables.index").st_ino != (
         base / "1" / "variables" / "variables.index"
     ).stat().st_ino
-    copied = edit(base / "1", [RenameSignature("double", "twice")], out=tmp_path / "elsewhere", link=False)
+    elsewhere = PublishTarget(base=tmp_path / "elsewhere", link=False)
+    copied = edit(base / "1", [RenameSignature("double", "twice")], target=elsewhere)
     assert copied.path == tmp_path / "elsewhere" / "1"
     assert os.stat(copied.path / "variables" / source_shard.name).st_ino != source_shard.stat().st_ino
     assert copied.published.carried.linked == []

@@ -132,8 +132,10 @@ BAD_INPUT = [
      ["placeholder(s) temperature", "not among its inputs"]),
     ("unknown signature for an alias", "tf1_image", ["output", "add", "{base}", "e", "Mean:0", "-s", "x"],
      ["no signature 'x'", "serving_default"]),
-    ("not ALIAS=TENSOR", "tf1_image", ["signature", "add", "{base}", "new", "--output", "logits"],
+    ("not ALIAS=TENSOR", "tf1_image", ["signature", "add", "{base}", "new", "--output", "logits="],
      ["ALIAS=TENSOR"]),
+    ("one alias twice", "tf1_image", ["signature", "add", "{base}", "new", "-o", "p=probs:0,p=logits:0"],
+     ["share an alias", "'p'"]),
     ("set-default over an existing default", "tf2_module", ["signature", "set-default", "{base}", "double"],
      ["--previous"]),
 ]  # fmt: skip

@@ -17,6 +17,7 @@ from smsurgery import protos, skim, splice
 from smsurgery.editing import apply_edits, edit
 from smsurgery.edits import RemoveSignature, RenameAlias, RenameSignature, SetDefault
 from smsurgery.model import read
+from smsurgery.target import PublishTarget
 from tests.conftest import FIXTURE_MODELS, REALMODELS, fixture_model_names, real_model_names, tree_digest
 
 MODELS = [FIXTURE_MODELS / n for n in fixture_model_names()] + [REALMODELS / n for n in real_model_names()]
@@ -96,7 +97,7 @@ def test_a_tensor_the_source_did_not_name_is_not_proved_safe() -> None:
 def test_edit_splices_and_leaves_the_source_alone(model_copy) -> None:  # type: ignore[no-untyped-def]
     base = model_copy("tf1_linear")
     source = tree_digest(base / "1")
-    result = edit(base, [RenameSignature("prediction", "predict")], verify=False)
+    result = edit(base, [RenameSignature("prediction", "predict")], target=PublishTarget(verify=False))
     assert tree_digest(base / "1") == source
     new = read(base / str(result.published.version), full=True)  # type: ignore[union-attr]
     old = read(base / "1", full=True)

@@ -10,6 +10,7 @@ from smsurgery import memoryguard
 from smsurgery.editing import Lineage, apply_edits, edit
 from smsurgery.edits import AddOutput, RenameAlias, RenameSignature
 from smsurgery.model import read
+from smsurgery.target import PublishTarget
 from smsurgery.verify_scope import untouched_signatures
 from tests.conftest import (
     FIXTURE_MODELS,
@@ -24,9 +25,9 @@ from tests.conftest import (
 MODELS = [FIXTURE_MODELS / n for n in fixture_model_names()] + [REALMODELS / n for n in real_model_names()]
 
 
-def _published(base: Path, edits: list, **options) -> tuple[Path, list]:  # type: ignore[type-arg]
+def _published(base: Path, edits: list) -> tuple[Path, list]:  # type: ignore[type-arg]
     """Publish `edits` unverified; return the new version and the verification pairs of the edit."""
-    result = edit(base, edits, verify=False, **options)
+    result = edit(base, edits, target=PublishTarget(verify=False))
     meta = read(base / "1").meta_graph().proto
     work = type(meta)()
     work.CopyFrom(meta)

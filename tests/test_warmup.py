@@ -11,6 +11,7 @@ from smsurgery.errors import InvalidRequest
 from smsurgery.graph.run import open_runner
 from smsurgery.grpc_requests import grpc_request
 from smsurgery.request_body import build_request
+from smsurgery.target import PublishTarget
 from smsurgery.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILE,
@@ -146,8 +147,8 @@ def test_no_input_signature_gets_a_warmup_record(model_copy) -> None:
 def test_version_option_names_the_new_version_and_at_picks_the_source(model_copy) -> None:
     """Like every writing command: --version N is the version written; PATH@N the one read."""
     base = model_copy(HP2)
-    published = publish_warmup(build_request(f"{base}@123", rest=False), version=500)
+    published = publish_warmup(build_request(f"{base}@123", rest=False), target=PublishTarget(version=500))
     assert published.version == 500 and (base / "500" / "assets.extra" / "tf_serving_warmup_requests").is_file()
-    taken = run_cli("warmup", f"{base}@123", "--version", "500", "--no-check")
+    taken = run_cli("warmup", f"{base}@123", "--version", "500", "--no-verify")
     assert_one_line_error(taken, "version 500 already exists")
     assert sorted(p.name for p in base.iterdir()) == ["00000123", "500"]

@@ -38,15 +38,50 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "image": ("image-input",),
     "convert": ("convert",),
     "scan": ("scan",),
+    "recipes": ("plan", "apply"),
 }
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from smsurgery.versions_info import version_line
+
+        sys.stdout.write(version_line() + "\n")
+        raise typer.Exit()
 
 
 @app.callback()
 def _main_options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print smsurgery's version and the TensorFlow and protobuf it found, then exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
 ) -> None:
     """Surgery on TensorFlow SavedModels served by TensorFlow Serving."""
     _state["debug"] = debug or bool(os.environ.get("SMSURGERY_DEBUG"))
+
+
+def _first_paragraph(doc: str | None) -> str | None:
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc else None
+
+
+def _spell_out_short_help(typer_app: typer.Typer) -> None:
+    """Give every command its whole first docstring paragraph as the command list's help.
+
+    Click cuts the command list's help to fit 80 columns ("Write a new
+    version with..."), which hides what a command does; a short_help is
+    wrapped instead of cut.
+    """
+    for info in typer_app.registered_commands:
+        if info.short_help is None and info.callback is not None:
+            info.short_help = _first_paragraph(info.help or info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _spell_out_short_help(group.typer_instance)
 
 
 _registered: set[str] = set()
@@ -60,6 +95,7 @@ def register_commands(argv: list[str]) -> None:
         if module not in _registered:
             importlib.import_module(f"smsurgery.cli.{module}").register(app)
             _registered.add(module)
+    _spell_out_short_help(app)
 
 
 def main(argv: list[str] | None = None) -> None:

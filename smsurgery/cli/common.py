@@ -6,15 +6,56 @@ and progress go to stderr, so stdout stays parseable.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+# Piped output is not cut to 80 columns: a table read by a script or saved to
+# a file keeps whole tensor names (`StatefulPartitionedCall_1:0`, not `Stateful…`).
+PIPED_WIDTH = 1000
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, width=PIPED_WIDTH)
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+_spinners: list[Any] = []  # the active `working` status, so a progress bar can take its place
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on stderr while TensorFlow starts, loads and verifies; silent when stderr is not a terminal."""
+    if not err.is_terminal:
+        yield
+        return
+    status = err.status(message, spinner="dots")
+    status.start()
+    _spinners.append(status)
+    try:
+        yield
+    finally:
+        _spinners.remove(status)
+        status.stop()
+
+
+def stop_spinner() -> None:
+    """Make room for a progress bar: rich shows one live display at a time."""
+    for status in _spinners:
+        status.stop()
+
 
 PathArg = Annotated[
     str,

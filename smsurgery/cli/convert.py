@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json
+from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json, working
 from smsurgery.model import shape_text
 
 if TYPE_CHECKING:
@@ -46,17 +46,18 @@ def convert(
     from smsurgery.graph.convert import convert as convert_model
 
     try:
-        report = convert_model(
-            source,
-            base,
-            inputs=inputs,
-            outputs=outputs,
-            signature=signature,
-            method=method,
-            tags=parse_tags(tags),
-            version=version,
-            verify=verify,
-        )
+        with working("starting TensorFlow, converting and verifying"):
+            report = convert_model(
+                source,
+                base,
+                inputs=inputs,
+                outputs=outputs,
+                signature=signature,
+                method=method,
+                tags=parse_tags(tags),
+                version=version,
+                verify=verify,
+            )
     except TensorsNeeded as needed:
         # The candidates are the answer the user needs: stdout, then the one-line error on stderr.
         if as_json:

@@ -17,6 +17,7 @@ from smsurgery.cli.common import (
     out,
     parse_tags,
     print_json,
+    working,
 )
 
 
@@ -70,28 +71,29 @@ def image_input(
     """Add a signature that takes image files as a string input, decoding them in the graph."""
     from smsurgery.graph.image import add_image_input
 
-    report = add_image_input(
-        path,
-        signature,
-        tags=parse_tags(tags),
-        out_base=out_base,
-        new_version=new_version,
-        verify=verify,
-        input_alias=input_alias,
-        input_name=input_name,
-        size=size,
-        channels=channels,
-        resize=resize,
-        preserve_aspect_ratio=preserve_aspect_ratio,
-        scale=scale,
-        mean=mean,
-        std=std,
-        target=target,
-        keep_original_as=keep_original_as,
-        replace=replace,
-        base64_in_graph=base64_in_graph,
-        route=route,
-    )
+    with working("starting TensorFlow, building and verifying the new version"):
+        report = add_image_input(
+            path,
+            signature,
+            tags=parse_tags(tags),
+            out_base=out_base,
+            new_version=new_version,
+            verify=verify,
+            input_alias=input_alias,
+            input_name=input_name,
+            size=size,
+            channels=channels,
+            resize=resize,
+            preserve_aspect_ratio=preserve_aspect_ratio,
+            scale=scale,
+            mean=mean,
+            std=std,
+            target=target,
+            keep_original_as=keep_original_as,
+            replace=replace,
+            base64_in_graph=base64_in_graph,
+            route=route,
+        )
     if as_json:
         print_json(report.to_json())
     else:

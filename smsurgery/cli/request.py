@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from smsurgery.cli.common import (
-    NewVersionOpt,
-    OutOpt,
     PathArg,
     SignatureOpt,
     TagsOpt,
@@ -23,11 +21,14 @@ from smsurgery.cli.common import (
     parse_tags,
     print_json,
     warn,
+    working,
 )
+from smsurgery.cli.publish_options import publish_options
 from smsurgery.errors import InvalidRequest, PathNotFound
-from smsurgery.examples import parse_input_flags
-from smsurgery.grpc_requests import grpc_request, message_text
-from smsurgery.request_body import BuiltRequest, build_request, curl_line
+from smsurgery.target import PublishTarget
+
+if TYPE_CHECKING:  # the request builders import numpy: only when a command runs, not for --help
+    from smsurgery.request_body import BuiltRequest
 
 InputOpt = Annotated[
     list[str] | None,
@@ -63,6 +64,9 @@ def _build(
     rest: bool = True,
     model_name: str | None = None,
 ) -> BuiltRequest:
+    from smsurgery.examples import parse_input_flags
+    from smsurgery.request_body import build_request
+
     built = build_request(
         path,
         version=version,
@@ -88,7 +92,8 @@ def _run_checked(built: BuiltRequest, context: str = "") -> str:
     from smsurgery.graph.run import run_request
 
     try:
-        return run_request(built).text
+        with working("starting TensorFlow, loading the version as Serving does"):
+            return run_request(built).text
     except InvalidRequest as error:
         hint = "; ".join(built.notes) or error.hint
         raise InvalidRequest(context + error.message, hint=hint) from error
@@ -125,6 +130,8 @@ def request(
     built = _build(path, version, tags, signature, method, fmt, inputs, batch, rest=not grpc, model_name=model_name)
     _warn_notes(built)
     if grpc:
+        from smsurgery.grpc_requests import grpc_request, message_text
+
         message = grpc_request(built)
         if out is None:
             sys.stdout.write(message_text(message))
@@ -135,6 +142,8 @@ def request(
         return
     if out is not None:
         _write(out, (built.text() + "\n").encode("utf-8"))
+    from smsurgery.request_body import curl_line
+
     line = curl_line(built, host, body_file=str(out) if out is not None else None)
     if curl:
         sys.stdout.write(line + "\n")
@@ -176,9 +185,9 @@ def run(
         sys.stdout.write(_run_checked(built) + "\n")
         _warn_notes(built)
         return
-    result = run_body(
-        path, _read_body(body), version=version, tags=parse_tags(tags), signature=signature, method=method
-    )
+    data = _read_body(body)
+    with working("starting TensorFlow, loading the version as Serving does"):
+        result = run_body(path, data, version=version, tags=parse_tags(tags), signature=signature, method=method)
     sys.stdout.write(result.text + "\n")
 
 
@@ -199,21 +208,21 @@ def warmup(
     inputs: InputOpt = None,
     batch: BatchOpt = 1,
     count: Annotated[int, typer.Option("--count", help="Number of records (1-1000).")] = 1,
-    out: OutOpt = None,
-    new_version: NewVersionOpt = None,
-    check: Annotated[
-        bool, typer.Option("--check/--no-check", help="Run the request once first, as Serving will at load time.")
-    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    *,
+    target: PublishTarget,
 ) -> None:
-    """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records)."""
+    """Write a new version with assets.extra/tf_serving_warmup_requests (PredictionLog records).
+
+    Verification runs the request once through the TF1 loader first, as Serving will at load time.
+    """
     from smsurgery.warmup import publish_warmup, warmup_bytes
 
     built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything
-    if check:
+    if target.verify:
         _run_checked(built, "the warmup request fails, so Serving would refuse to load the version: ")
-    report = publish_warmup(built, count, out_base=out, version=new_version)
+    report = publish_warmup(built, count, target)
     if as_json:
         print_json(report.to_json())
         return
@@ -230,4 +239,4 @@ def warmup(
 def register(app: typer.Typer) -> None:
     app.command("request")(request)
     app.command("run")(run)
-    app.command("warmup")(warmup)
+    app.command("warmup")(publish_options(warmup))

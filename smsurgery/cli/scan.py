@@ -66,6 +66,8 @@ def _findings_table(title: str, findings: list[dict[str, Any]]) -> Table:
         table.add_column(column, overflow="fold")  # function/node names are long; never cut them
     for finding in findings:
         node = finding["node"] if finding["function"] is None else f"{finding['function']}/{finding['node']}"
+        if finding.get("embedded_in"):
+            node = f"{finding['embedded_in']} > {node}"  # inside a graph serialized in that node's input
         table.add_row(finding["op"], finding["category"], node, finding["reason"])
     return table
 

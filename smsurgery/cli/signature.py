@@ -18,8 +18,6 @@ from rich.table import Table
 
 from smsurgery.cli.common import (
     JsonOpt,
-    NewVersionOpt,
-    OutOpt,
     PathArg,
     TagsOpt,
     err,
@@ -27,8 +25,11 @@ from smsurgery.cli.common import (
     out,
     parse_tags,
     print_json,
+    stop_spinner,
     warn,
+    working,
 )
+from smsurgery.cli.publish_options import publish_options
 from smsurgery.edits import (
     AddOutput,
     AddSignature,
@@ -42,13 +43,13 @@ from smsurgery.edits import (
     edit_from_json,
 )
 from smsurgery.errors import InvalidEdit, PathNotFound
+from smsurgery.target import PublishTarget
+from smsurgery.tensor_pairs import parse_tensor_pairs
 
 signature_app = typer.Typer(help="Add, rename or remove signatures; choose the default.", no_args_is_help=True)
 alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
 output_app = typer.Typer(help="Add or remove a signature's outputs.", no_args_is_help=True)
 
-CopyOpt = Annotated[bool, typer.Option("--copy", help="Copy variable shards instead of hard-linking them.")]
-NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Do not run old and new versions to compare them.")]
 DropOpt = Annotated[
     bool,
     typer.Option(
@@ -73,6 +74,7 @@ class CopyProgress:
         if total < PROGRESS_MIN_BYTES:
             return
         if self.progress is None:
+            stop_spinner()
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                 console=err, transient=True,
@@ -88,26 +90,19 @@ class CopyProgress:
 
 
 def run_edits(
-    path: str,
-    edits: list[Edit],
-    *,
-    tags: str | None,
-    version: int | None,
-    out_base: str | None,
-    copy: bool,
-    no_verify: bool,
-    drop_object_graph: bool,
-    as_json: bool,
+    path: str, edits: list[Edit], *, tags: str | None, target: PublishTarget, drop_object_graph: bool, as_json: bool
 ) -> None:
     """Apply, publish, render: the body every edit command shares."""
     from smsurgery.editing import edit
 
     progress = CopyProgress()
+    message = "editing, then verifying the new version under TensorFlow" if target.verify else "editing"
     try:
-        result = edit(
-            path, edits, tags=parse_tags(tags), out=out_base, version=version, verify=not no_verify,
-            link=not copy, drop_object_graph=drop_object_graph, progress=progress,
-        )  # fmt: skip
+        with working(message):
+            result = edit(
+                path, edits, tags=parse_tags(tags), target=target.with_progress(progress),
+                drop_object_graph=drop_object_graph,
+            )  # fmt: skip
     finally:
         progress.close()
     if as_json:
@@ -138,16 +133,6 @@ def _verification_line(report: Any) -> str:
     return "verified against the source: " + ", ".join(parts) + ("; tf.saved_model.load agrees" if tf2 else "")
 
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in items or []:
-        alias, sep, tensor = item.partition("=")
-        if not sep or not alias or not tensor:
-            raise InvalidEdit(f"{what} '{item}' is not ALIAS=TENSOR", hint="e.g. --output logits=dense/BiasAdd:0")
-        result[alias] = tensor
-    return result
-
-
 def _side(as_input: bool, as_output: bool) -> str | None:
     if as_input and as_output:
         raise InvalidEdit("--input and --output exclude each other")
@@ -158,47 +143,70 @@ def _side(as_input: bool, as_output: bool) -> str | None:
 
 
 @signature_app.command("add")
+@publish_options
 def signature_add(
     path: PathArg,
     key: Annotated[str, typer.Argument(help="Key of the new signature.")],
-    inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable.")] = None,
-    outputs: Annotated[list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable.")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="ALIAS=TENSOR, repeatable or comma-separated.")
+    ] = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option("--output", "-o", help="ALIAS=TENSOR, repeatable or comma-separated.")
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="predict, classify or regress.")] = "predict",
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Add a signature from tensors already in the graph (dtype and shape come from the graph)."""
-    edit = AddSignature(key, _pairs(inputs, "input"), _pairs(outputs, "output"), method)
-    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
-              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    edit = AddSignature(key, parse_tensor_pairs(inputs, "input"), parse_tensor_pairs(outputs, "output"), method)
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
 @signature_app.command("rename")
+@publish_options
 def signature_rename(
     path: PathArg,
     old: Annotated[str, typer.Argument(help="Current key.")],
     new: Annotated[str, typer.Argument(help="New key.")],
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Rename a signature (in signature_def and, for TF2 exports, in the object graph)."""
-    run_edits(path, [RenameSignature(old, new)], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(
+        path,
+        [RenameSignature(old, new)],
+        tags=tags,
+        target=target,
+        drop_object_graph=drop_object_graph,
+        as_json=as_json,
+    )
 
 
 @signature_app.command("remove")
+@publish_options
 def signature_remove(
     path: PathArg,
     key: Annotated[str, typer.Argument(help="Key of the signature to remove.")],
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Remove a signature (never the last one)."""
-    run_edits(path, [RemoveSignature(key)], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(
+        path, [RemoveSignature(key)], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json
+    )
 
 
 @signature_app.command("set-default")
+@publish_options
 def signature_set_default(
     path: PathArg,
     key: Annotated[str, typer.Argument(help="The signature that becomes serving_default.")],
@@ -207,25 +215,32 @@ def signature_set_default(
     ] = None,
     drop_previous: Annotated[bool, typer.Option("--drop-previous", help="Remove the one it replaces.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Serve KEY under its own name too.")] = False,
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Make KEY the default signature (serving_default)."""
     edit = SetDefault(key, previous=previous, drop_previous=drop_previous, keep=keep)
-    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
-              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
 @signature_app.command("apply")
+@publish_options
 def signature_apply(
     path: PathArg,
     edits_file: Annotated[str, typer.Argument(metavar="EDITS_JSON", help="A JSON list of edits, or - for stdin.")],
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Apply several edits in one go, as one new version."""
-    run_edits(path, read_edits(edits_file), tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(
+        path, read_edits(edits_file), tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json
+    )
 
 
 def read_edits(source: str) -> list[Edit]:
@@ -251,60 +266,90 @@ def read_edits(source: str) -> list[Edit]:
 
 
 @alias_app.command("rename")
+@publish_options
 def alias_rename(
     path: PathArg,
     old: Annotated[str, typer.Argument(help="Current alias.")],
     new: Annotated[str, typer.Argument(help="New alias.")],
-    signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    signature: EditSignatureOpt = "serving_default",
+    as_input: InputOpt = False,
+    as_output: OutputSideOpt = False,
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Rename an input or output of a signature (TF2: argument order permuted to match)."""
     edit = RenameAlias(signature, old, new, side=_side(as_input, as_output))
-    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
-              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
 @alias_app.command("repoint")
+@publish_options
 def alias_repoint(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="The input or output alias.")],
     tensor: Annotated[str, typer.Argument(help="Tensor of the graph it should name, NODE:INDEX.")],
-    signature: EditSignatureOpt = "serving_default", as_input: InputOpt = False, as_output: OutputSideOpt = False,
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    signature: EditSignatureOpt = "serving_default",
+    as_input: InputOpt = False,
+    as_output: OutputSideOpt = False,
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
     edit = Repoint(signature, alias, tensor, side=_side(as_input, as_output))
-    run_edits(path, [edit], tags=tags, version=version, out_base=out_base, copy=copy, no_verify=no_verify,
-              drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 
 @output_app.command("add")
+@publish_options
 def output_add(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="Alias of the new output.")],
     tensor: Annotated[str, typer.Argument(help="Tensor of the graph, NODE:INDEX.")],
     signature: EditSignatureOpt = "serving_default",
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Expose a tensor of the graph (embeddings, logits) as a new output of a signature."""
-    run_edits(path, [AddOutput(signature, alias, tensor)], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(
+        path,
+        [AddOutput(signature, alias, tensor)],
+        tags=tags,
+        target=target,
+        drop_object_graph=drop_object_graph,
+        as_json=as_json,
+    )
 
 
 @output_app.command("remove")
+@publish_options
 def output_remove(
     path: PathArg,
     alias: Annotated[str, typer.Argument(help="Alias of the output to remove.")],
     signature: EditSignatureOpt = "serving_default",
-    tags: TagsOpt = None, version: NewVersionOpt = None, out_base: OutOpt = None, copy: CopyOpt = False,
-    no_verify: NoVerifyOpt = False, drop_object_graph: DropOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    tags: TagsOpt = None,
+    drop_object_graph: DropOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
+) -> None:
     """Remove an output of a signature (never the last one)."""
-    run_edits(path, [RemoveOutput(signature, alias)], tags=tags, version=version, out_base=out_base, copy=copy,
-              no_verify=no_verify, drop_object_graph=drop_object_graph, as_json=as_json)  # fmt: skip
+    run_edits(
+        path,
+        [RemoveOutput(signature, alias)],
+        tags=tags,
+        target=target,
+        drop_object_graph=drop_object_graph,
+        as_json=as_json,
+    )
 
 
 # --------------------------------------------------------------------------- compare
@@ -322,7 +367,8 @@ def compare(
     """Run the signatures A and B share on the same generated inputs; exit 3 if outputs differ."""
     from smsurgery.graph.verify import compare as compare_models
 
-    report = compare_models(a, b, signature=signature, tags=parse_tags(tags), rtol=rtol, atol=atol)
+    with working("starting TensorFlow, running both versions"):
+        report = compare_models(a, b, signature=signature, tags=parse_tags(tags), rtol=rtol, atol=atol)
     if as_json:
         print_json(report.to_json())
     else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,6 @@ from smsurgery.errors import (
     CorruptModel,
     InvalidEdit,
     InvalidName,
-    NameCollision,
     PathNotFound,
     PublishError,
     TensorNotFound,
@@ -51,6 +49,7 @@ from smsurgery.layout import has_saved_model, list_versions
 from smsurgery.model import METHOD_PREFIX, SignatureView, parse_saved_model, signature_view
 from smsurgery.publish import next_version, staged_version
 from smsurgery.samples import sample_inputs
+from smsurgery.tensor_pairs import parse_tensor_pairs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 CANDIDATES_SCHEMA = "smsurgery.convert.candidates/1"
@@ -170,28 +169,6 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def parse_tensor_pairs(items: Sequence[str] | None) -> list[tuple[str, str]]:
-    """`alias=tensor` items (repeated or comma-separated); a bare tensor name is its own alias."""
-    pairs: list[tuple[str, str]] = []
-    for item in items or ():
-        for part in (p.strip() for p in item.split(",")):
-            if not part:
-                continue
-            alias, sep, tensor = (s.strip() for s in part.partition("="))
-            if not sep:
-                alias, tensor = _default_alias(part), part
-            if not alias or not tensor:
-                raise InvalidName(f"'{part}' is not ALIAS=TENSOR", hint="e.g. --inputs x=input:0")
-            pairs.append((alias, tensor))
-    return pairs
-
-
-def _default_alias(tensor: str) -> str:
-    op, _, index = tensor.partition(":")
-    alias = re.sub(r"\W", "_", op)
-    return alias if index in ("", "0") else f"{alias}_{index}"
-
-
 def convert(
     source: str | Path,
     base: str | Path,
@@ -213,11 +190,8 @@ def convert(
     method_name = method if method.startswith(METHOD_PREFIX) else METHOD_PREFIX + method
     if method_name[len(METHOD_PREFIX) :] not in METHODS:
         raise InvalidName(f"unknown method '{method}'", hint=f"methods: {listing(METHODS)}")
-    in_pairs, out_pairs = parse_tensor_pairs(inputs), parse_tensor_pairs(outputs)
-    for role, pairs in (("input", in_pairs), ("output", out_pairs)):
-        aliases = [alias for alias, _ in pairs]
-        if len(set(aliases)) != len(aliases):
-            raise NameCollision(f"two {role}s share an alias: {listing(aliases)}")
+    in_pairs = list(parse_tensor_pairs(inputs, "input").items())
+    out_pairs = list(parse_tensor_pairs(outputs, "output").items())
     with _open_source(fmt) as src:
         src.plan(in_pairs, out_pairs, signature, method_name, tag_set)
         created = _first_missing(base)

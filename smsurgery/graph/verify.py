@@ -192,8 +192,9 @@ def _dtype_problem(view: SignatureView, alias: str, value: np.ndarray) -> str | 
     return None if actual == expected else f"declared {view.output(alias).dtype}, got {actual}"
 
 
-def _output_diffs(pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float,
-                  compare: bool) -> list[OutputDiff]:
+def _output_diffs(
+    pair: SignaturePair, old: Any, new: dict, view: SignatureView, rtol: float, atol: float, compare: bool
+) -> list[OutputDiff]:
     diffs = []
     for alias in sorted(new):
         origin = pair.outputs.get(alias)
@@ -388,16 +389,23 @@ def compare(
 
 
 def verify_edit(
-    old: Path, new: Path, tags: tuple[str, ...], pairs: list[SignaturePair], *, tf2: bool
+    old: Path,
+    new: Path,
+    tags: tuple[str, ...],
+    pairs: list[SignaturePair],
+    *,
+    tf2: bool,
+    rtol: float = 0.0,
+    atol: float = 0.0,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must be identical; TF2 view checked when `tf2`.
+    """Old against new: unchanged outputs must agree (exactly by default); TF2 view checked when `tf2`.
 
     Signatures the edit provably did not touch (`verify_scope`) are not run;
     the new version is still loaded by each loader, one version at a time
     (the caller checks first that one load fits: `memoryguard`).
     """
     untouched = untouched_signatures(old, new, tags, pairs)
-    runs = _run_comparison(old, new, tags, [p for p in pairs if p.new not in untouched], rtol=0.0, atol=0.0)
+    runs = _run_comparison(old, new, tags, [p for p in pairs if p.new not in untouched], rtol=rtol, atol=atol)
     for pair in pairs:
         if pair.new in untouched:
             runs.report.signatures.append(SignatureOutcome(key=pair.new, old_key=pair.old, status="untouched"))
@@ -409,4 +417,3 @@ def verify_edit(
             "to the source; only keys changed)"
         )
     return runs.report
-

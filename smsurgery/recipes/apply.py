@@ -1,0 +1,147 @@
+"""`smsurgery apply`: plan each model again in a worker, publish what changes, report every outcome.
+
+Workers re-plan from the files rather than receive a plan: a plan made
+minutes ago may be stale, and re-planning is what makes apply idempotent
+(a model already in the recipe's end state plans as "unchanged") and makes
+an interrupted apply safe to run again. Each worker publishes through the
+same atomic, verified path as every edit command.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smsurgery.editing import publish
+from smsurgery.errors import InvalidOption, SmsurgeryError
+from smsurgery.recipes.plan import plan_model
+from smsurgery.recipes.recipe_file import RecipeFile
+from smsurgery.target import PublishTarget
+
+APPLY_SCHEMA = "smsurgery.apply/1"
+OUTCOMES = ("published", "unchanged", "refused", "failed", "not run")
+QUEUED_PER_WORKER = 4
+
+
+@dataclass
+class ModelOutcome:
+    base: str
+    status: str  # published | unchanged | refused (require or plan) | failed (publish) | not run
+    version: int | None = None
+    path: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    changes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ApplyReport:
+    recipe: str
+    models: list[ModelOutcome]
+
+    def count(self, status: str) -> int:
+        return sum(m.status == status for m in self.models)
+
+    @property
+    def exit_status(self) -> int:
+        """0 all published or unchanged; 3 a `require` held a model back; 2 a model failed or was refused."""
+        statuses = {m.status for m in self.models}
+        if statuses & {"failed", "not run"} or any(m.status == "refused" and not _blocked(m) for m in self.models):
+            return 2
+        return 3 if statuses & {"refused"} else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": APPLY_SCHEMA, "recipe": self.recipe, "exit_status": self.exit_status,
+            "summary": {s: self.count(s) for s in OUTCOMES}, "models": [m.to_json() for m in self.models],
+        }  # fmt: skip
+
+
+def _blocked(model: ModelOutcome) -> bool:
+    return model.reason is not None and model.reason.startswith("require: ")
+
+
+def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOutcome:
+    """Plan and publish one base; never raises a user error (it becomes the outcome)."""
+    planned = plan_model(recipe, base)
+    if planned.status == "unchanged":
+        return ModelOutcome(base, "unchanged")
+    if planned.status == "blocked":
+        return ModelOutcome(base, "refused", verdict=planned.verdict, reason=f"require: {planned.reason}")
+    if planned.status == "error" or planned.draft is None:
+        return ModelOutcome(base, "refused", reason=planned.reason)
+    try:
+        result = publish(planned.draft, target)
+    except SmsurgeryError as error:
+        return ModelOutcome(base, "failed", verdict=planned.verdict, reason=str(error))
+    published = result.published
+    return ModelOutcome(
+        base, "published", version=published.version if published else None,
+        path=str(published.path) if published else None, verdict=planned.verdict,
+        changes=[c.detail for c in result.report.changes],
+    )  # fmt: skip
+
+
+def apply(
+    recipe: RecipeFile,
+    bases: Sequence[str | Path],
+    *,
+    jobs: int = 1,
+    keep_going: bool = False,
+    target: PublishTarget | None = None,
+    on_done: Callable[[ModelOutcome], None] | None = None,
+) -> ApplyReport:
+    """Apply `recipe` to every base, `jobs` at a time; without `keep_going`, stop starting new ones after a failure."""
+    if jobs < 1:
+        raise InvalidOption(f"--jobs must be at least 1, not {jobs}")
+    chosen = target or PublishTarget()
+    if chosen.base is not None or chosen.version is not None:
+        raise InvalidOption(
+            "apply publishes into each model's own base as its next version: --out and --version do not apply"
+        )
+    names = [str(b) for b in bases]
+    outcomes: dict[str, ModelOutcome] = {}
+
+    def done(outcome: ModelOutcome) -> bool:
+        outcomes[outcome.base] = outcome
+        if on_done is not None:
+            on_done(outcome)
+        return keep_going or outcome.status in ("published", "unchanged") or _blocked(outcome)
+
+    if jobs == 1:
+        for base in names:
+            if not done(apply_model(recipe, base, chosen)):
+                break
+    else:
+        _apply_parallel(recipe, names, chosen, jobs, done)
+    models = [outcomes.get(b) or ModelOutcome(b, "not run", reason="an earlier model failed") for b in names]
+    return ApplyReport(recipe.source, models)
+
+
+def _apply_parallel(
+    recipe: RecipeFile, names: list[str], target: PublishTarget, jobs: int, done: Callable[[ModelOutcome], bool]
+) -> None:
+    # fork: the parent never imports TensorFlow, so children start clean and fast. A few models are
+    # queued per worker so that none waits on a round trip; after a failure the queued ones are cancelled.
+    context = multiprocessing.get_context("fork")
+    pending = list(reversed(names))
+    running: set[Future[ModelOutcome]] = set()
+    stop = False
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        while (pending and not stop) or running:
+            while pending and not stop and len(running) < jobs * QUEUED_PER_WORKER:
+                running.add(pool.submit(apply_model, recipe, pending.pop(), target))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if not future.cancelled():
+                    stop = not done(future.result()) or stop
+            if stop:
+                for future in running:
+                    future.cancel()

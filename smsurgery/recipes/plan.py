@@ -1,0 +1,176 @@
+"""`smsurgery plan`: what each step would change in each model, the diff verdict, and `require`. Writes nothing.
+
+Each model is planned on its own Draft (its newest version's protos, edited
+in memory): the same code path `apply` publishes, so the plan is what apply
+will do, not a guess.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smsurgery.diff import compare_models
+from smsurgery.editing import Draft
+from smsurgery.errors import InvalidOption, PathNotFound, SmsurgeryError
+from smsurgery.integrity import require_intact
+from smsurgery.model import MetaGraph, SavedModelFile, read
+from smsurgery.recipes.matching import mismatch
+from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
+from smsurgery.validate import problems, validate
+
+PLAN_SCHEMA = "smsurgery.plan/1"
+
+
+@dataclass
+class StepOutcome:
+    number: int
+    op: str
+    status: str  # applied | skipped | refused
+    details: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.number, "op": self.op, "status": self.status, "details": self.details}
+
+
+@dataclass
+class ModelPlan:
+    """One model base: what the recipe does to its newest version."""
+
+    base: str
+    version: int | None = None
+    status: str = "unchanged"  # changes | unchanged | blocked (require) | error
+    steps: list[StepOutcome] = field(default_factory=list)
+    verdict: str = "unchanged"
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    draft: Draft | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base": self.base, "version": self.version, "status": self.status, "verdict": self.verdict,
+            "reason": self.reason, "steps": [s.to_json() for s in self.steps], "changes": self.changes,
+        }  # fmt: skip
+
+
+@dataclass
+class PlanReport:
+    recipe: str
+    models: list[ModelPlan]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> int:
+        """0 nothing to do, 1 changes planned, 3 a `require` would fail, 2 errors."""
+        statuses = {m.status for m in self.models}
+        return 2 if "error" in statuses else 3 if "blocked" in statuses else 1 if "changes" in statuses else 0
+
+    def count(self, status: str) -> int:
+        return sum(m.status == status for m in self.models)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA, "recipe": self.recipe, "exit_status": self.exit_status,
+            "summary": {s: self.count(s) for s in ("changes", "unchanged", "blocked", "error")},
+            "warnings": self.warnings, "models": [m.to_json() for m in self.models],
+        }  # fmt: skip
+
+
+def plan(recipe: RecipeFile, bases: Sequence[str | Path]) -> PlanReport:
+    report = PlanReport(recipe.source, [plan_model(recipe, base) for base in bases])
+    for number, step in enumerate(recipe.steps, 1):
+        if step.match and not any(_applied(m, number) for m in report.models):
+            report.warnings.append(f"{step.where(number)} ({step.edit.op}) matches no model")
+    return report
+
+
+def _applied(model: ModelPlan, number: int) -> bool:
+    return any(s.number == number and s.status != "skipped" for s in model.steps)
+
+
+def plan_model(recipe: RecipeFile, base: str | Path) -> ModelPlan:
+    """Plan one base; every user error becomes the model's `error` status, so the others still plan."""
+    result = ModelPlan(str(base))
+    try:
+        source = read(base)
+        require_intact(source)
+        result.version = source.ref.version
+        draft = Draft(source, recipe.tags)
+        for number, step in enumerate(recipe.steps, 1):
+            result.steps.append(_plan_step(draft, step, number))
+            if result.steps[-1].status == "refused":
+                result.status, result.reason = "error", f"step {number}: {result.steps[-1].details[0]}"
+                return result
+        if not draft.report.changes:
+            return result
+        validate(draft.meta, problems(draft.source_meta.proto))
+        edited = SavedModelFile(source.ref, draft.saved_model)
+        diff = compare_models(source, edited, tags=draft.tags)
+        result.changes = [c.to_json() for c in diff.changes]
+        result.verdict = diff.to_json()["verdict"]
+        result.draft = draft
+        allowed = recipe.require.get("verdict")
+        if allowed is not None and VERDICTS.index(result.verdict) > VERDICTS.index(allowed):
+            result.status, result.reason = "blocked", f"diff verdict {result.verdict}; the recipe allows {allowed}"
+        else:
+            result.status = "changes"
+    except SmsurgeryError as error:
+        result.status, result.reason = "error", str(error)
+    return result
+
+
+def _plan_step(draft: Draft, step: Any, number: int) -> StepOutcome:
+    meta = MetaGraph(SavedModelFile(draft.source.ref, draft.saved_model), draft.meta)
+    why_not = mismatch(step.match, meta)
+    if why_not is not None:
+        return StepOutcome(number, step.edit.op, "skipped", [why_not])
+    before = len(draft.report.changes)
+    try:
+        draft.apply(step.edit)
+    except SmsurgeryError as error:
+        return StepOutcome(number, step.edit.op, "refused", [str(error)])
+    details = [c.detail for c in draft.report.changes[before:]]
+    return StepOutcome(number, step.edit.op, "applied" if details else "skipped", details or ["nothing to change"])
+
+
+def expand_bases(items: Iterable[str], from_file: str | Path | None = None) -> list[str]:
+    """Bases as given, globs expanded (sorted), plus one per line of `from_file`; duplicates dropped."""
+    given = list(items)
+    if from_file is not None:
+        try:
+            lines = Path(from_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise PathNotFound(f"cannot read the list of bases {from_file}: {error}") from error
+        given += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    bases: list[str] = []
+    for item in given:
+        matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
+        if not matches:
+            raise PathNotFound(f"no model base matches {item}")
+        bases += [m for m in matches if m not in bases]
+    if not bases:
+        raise PathNotFound("no model bases given", hint="name them, use a glob, or --from FILE")
+    return bases
+
+
+def select_shard(bases: Sequence[str], shard: str | None) -> list[str]:
+    """`I/N` (0 <= I < N): the bases whose path hashes to I mod N; stable as bases come and go."""
+    if shard is None:
+        return list(bases)
+    index_text, sep, count_text = shard.partition("/")
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index, count = -1, 0
+    if not sep or count < 1 or not 0 <= index < count:
+        raise InvalidOption(f"--shard {shard!r} is not I/N with 0 <= I < N", hint="e.g. --shard 0/4 ... --shard 3/4")
+    return [b for b in bases if _bucket(b, count) == index]
+
+
+def _bucket(base: str, count: int) -> int:
+    key = str(Path(base).resolve()) if Path(base).exists() else base
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "big") % count

@@ -1,0 +1,239 @@
+"""Recipes: one reviewed change, planned and applied across model bases of mixed kinds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from smsurgery import read
+from smsurgery.errors import InvalidEdit, InvalidOption
+from smsurgery.recipes import load, parse
+from smsurgery.recipes.plan import expand_bases, select_shard
+from tests.conftest import FIXTURE_MODELS, REPO, SCHEMAS, assert_one_line_error, run_cli, tree_digest
+
+# Keras exports have `serve`; tf2_module has `double`; tf1_linear has neither: a fleet of mixed kinds.
+RECIPE = """\
+[require]
+verdict = "breaking"
+
+[[steps]]
+op = "rename_signature"
+old = "serve"
+new = "serve_raw"
+[steps.match]
+signature = "serve"
+
+[[steps]]
+op = "rename_alias"
+signature = "serve_raw"
+old = "output_0"
+new = "probs"
+[steps.match]
+alias = "serve_raw/output_0"
+
+[[steps]]
+op = "rename_signature"
+old = "double"
+new = "times_six"
+[steps.match]
+signature = "double"
+"""
+FLEET = {"k1": "keras_mlp", "k2": "keras_image", "m": "tf2_module", "lin": "tf1_linear", "lookup": "tf1_lookup"}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> tuple[Path, list[str]]:
+    for name, fixture in FLEET.items():
+        shutil.copytree(FIXTURE_MODELS / fixture, tmp_path / "models" / name)
+    (tmp_path / "recipe.toml").write_text(RECIPE)
+    return tmp_path, [str(tmp_path / "models" / name) for name in FLEET]
+
+
+# --- the file ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            '[[steps]]\nop = "rename_signature"\nold = "a"\nnew = "b"\n\n[[steps]]\nop = "renam"\n',
+            ["step 2 (line 6)", "unknown edit 'renam'", "rename_signature"],
+        ),
+        ('[[steps]]\nop = "rename_signature"\nold = "a"\nnwe = "b"\n', ["step 1 (line 1)", "nwe"]),
+        (
+            '[[steps]]\nop = "remove_signature"\nkey = "a"\n[steps.match]\nsignatur = "a"\n',
+            ["unknown match rule", "signatur", "signature"],
+        ),
+        (
+            '[require]\nverdict = "fine"\n[[steps]]\nop = "remove_signature"\nkey = "a"\n',
+            ["require.verdict", "breaking"],
+        ),
+        ("[[steps]\n", ["not valid TOML"]),
+        ("title = 'x'\n", ["unknown key", "title"]),
+        ("[require]\n", ["no [[steps]]"]),
+    ],
+)  # fmt: skip
+def test_recipe_errors_name_the_line_and_what_is_known(text: str, words: list[str]) -> None:
+    with pytest.raises(InvalidEdit) as caught:
+        parse(text, source="r.toml")
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_json_recipe_has_the_same_structure() -> None:
+    recipe = parse(
+        json.dumps({"steps": [{"op": "rename_signature", "old": "a", "new": "b", "match": {"signature": "a"}}]})
+    )
+    assert recipe.steps[0].edit.op == "rename_signature" and recipe.steps[0].match == {"signature": "a"}
+
+
+def test_recipe_schema_file_accepts_the_documented_recipe() -> None:
+    import tomllib
+
+    jsonschema.validate(tomllib.loads(RECIPE), json.loads((SCHEMAS / "recipe.json").read_text()))
+
+
+def test_shards_are_disjoint_complete_and_stable(tmp_path: Path) -> None:
+    bases = [str(tmp_path / f"m{i}") for i in range(50)]
+    shards = [select_shard(bases, f"{i}/4") for i in range(4)]
+    assert sorted(base for shard in shards for base in shard) == sorted(bases)
+    assert sum(len(s) for s in shards) == len(bases) and all(shards)
+    assert select_shard([*bases, str(tmp_path / "new")], "2/4")[: len(shards[2])] == shards[2]  # others stay put
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(InvalidOption):
+            select_shard(bases, bad)
+
+
+def test_bases_from_globs_and_a_file(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    (root / "list.txt").write_text("# fleet\n" + "\n".join(bases[:2]) + "\n")
+    assert expand_bases([str(root / "models" / "k*")]) == sorted(bases[:2])
+    assert expand_bases([bases[0]], root / "list.txt") == bases[:2]
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+def test_plan_writes_nothing_and_says_what_each_model_gets(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    before = tree_digest(root / "models")
+    result = run_cli("plan", root / "recipe.toml", *bases, "--json")
+    assert result.code == 1, result.stderr
+    report = json.loads(result.stdout)
+    status = {Path(m["base"]).name: m["status"] for m in report["models"]}
+    assert status == {"k1": "changes", "k2": "changes", "m": "changes", "lin": "unchanged", "lookup": "unchanged"}
+    k1 = next(m for m in report["models"] if m["base"].endswith("k1"))
+    assert [s["status"] for s in k1["steps"]] == ["applied", "applied", "skipped"] and k1["verdict"] == "breaking"
+    assert tree_digest(root / "models") == before
+    markdown = run_cli("plan", root / "recipe.toml", *bases, "--format", "markdown")
+    assert markdown.code == 1 and "| model | version | status |" in markdown.stdout and "`" in markdown.stdout
+
+
+def test_require_holds_back_a_breaking_change(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    strict = root / "strict.toml"
+    strict.write_text(RECIPE.replace('verdict = "breaking"', 'verdict = "compatible"'))
+    planned = run_cli("plan", strict, *bases, "--json")
+    assert planned.code == 3 and json.loads(planned.stdout)["summary"]["blocked"] == 3
+    applied = run_cli("apply", strict, *bases, "--no-verify", "--json")
+    assert applied.code == 3 and json.loads(applied.stdout)["summary"]["published"] == 0
+    assert all(sorted(p.name for p in Path(b).iterdir()) == ["1"] for b in bases)
+
+
+def test_bad_bases_and_options_are_one_line(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    assert_one_line_error(run_cli("plan", root / "recipe.toml", root / "nope*"), "no model base matches")
+    assert_one_line_error(run_cli("apply", root / "recipe.toml", *bases, "--shard", "9/2"), "--shard")
+    assert_one_line_error(run_cli("apply", root / "recipe.toml", *bases, "--version", "7"), "--version")
+    assert_one_line_error(run_cli("plan", root / "missing.toml", *bases), "no recipe file")
+    not_a_model = root / "models" / "empty"
+    not_a_model.mkdir()
+    planned = run_cli("plan", root / "recipe.toml", *bases, not_a_model, "--json")
+    assert planned.code == 2
+    assert json.loads(planned.stdout)["summary"]["error"] == 1  # the others still planned
+
+
+# --- apply -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_apply_publishes_what_plan_said_then_is_a_no_op(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    recipe = load(root / "recipe.toml")
+    planned = {m.base: m for m in recipe.plan(bases).models}
+    report = recipe.apply(bases, jobs=2)
+    assert report.exit_status == 0, [m.reason for m in report.models]
+    for outcome in report.models:
+        plan = planned[outcome.base]
+        assert outcome.status == ("published" if plan.status == "changes" else "unchanged")
+        if outcome.status == "published":
+            applied = [d for s in plan.steps if s.status == "applied" for d in s.details]
+            assert outcome.changes == applied and outcome.version == 2
+    assert set(read(root / "models" / "k2").meta_graph().signature_keys()) == {"serve_raw", "serving_default"}
+    assert read(root / "models" / "k2").meta_graph().signature("serve_raw").outputs[0].alias == "probs"
+    assert "times_six" in read(root / "models" / "m").meta_graph().signature_keys()
+    again = recipe.apply(bases, jobs=2)
+    assert again.exit_status == 0 and again.count("unchanged") == len(bases)
+    assert all(sorted(p.name for p in Path(b).iterdir()) in (["1"], ["1", "2"]) for b in bases)
+
+
+@pytest.mark.slow
+def test_published_versions_load_under_both_loaders(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    load(root / "recipe.toml").apply(bases[:1], target=None)
+    script = (
+        "import sys, tensorflow as tf\n"
+        "p = sys.argv[1]\n"
+        "with tf.compat.v1.Session(graph=tf.Graph()) as s:\n"
+        "    meta = tf.compat.v1.saved_model.loader.load(s, ['serve'], p)\n"
+        "keys = set(meta.signature_def) - {'__saved_model_init_op'}\n"
+        "assert keys == set(tf.saved_model.load(p).signatures) == {'serve_raw', 'serving_default'}, keys\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(Path(bases[0]) / "2")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_keep_going_processes_the_others(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    bad = root / "bad.toml"
+    bad.write_text('[[steps]]\nop = "remove_signature"\nkey = "serving_default"\n')  # lin has no serving_default
+    order = [bases[3], bases[0]]  # tf1_linear first: refused
+    stopped = json.loads(run_cli("apply", bad, *order, "--no-verify", "--json").stdout)
+    assert [m["status"] for m in stopped["models"]] == ["refused", "not run"]
+    going = run_cli("apply", bad, *order, "--no-verify", "--keep-going", "--json")
+    assert going.code == 2 and [m["status"] for m in json.loads(going.stdout)["models"]] == ["refused", "published"]
+
+
+def test_killed_apply_then_rerun_ends_where_one_run_ends(fleet: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, bases = fleet
+    clean = tmp_path / "clean"
+    shutil.copytree(root / "models", clean)
+    clean_bases = [str(clean / Path(b).name) for b in bases]
+    assert run_cli("apply", root / "recipe.toml", *clean_bases, "--no-verify").code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsurgery", "apply", str(root / "recipe.toml"), *bases, "--no-verify"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (Path(bases[0]) / "2").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_cli("apply", root / "recipe.toml", *bases, "--no-verify").code == 0
+    for mine, reference in zip(bases, clean_bases, strict=True):
+        versions = sorted(p.name for p in Path(mine).iterdir())
+        assert versions == sorted(p.name for p in Path(reference).iterdir())
+        newest = versions[-1]
+        assert (
+            read(f"{mine}@{newest}").meta_graph().signature_keys()
+            == read(f"{reference}@{newest}").meta_graph().signature_keys()
+        )
