@@ -14,13 +14,18 @@ from pathlib import Path
 import pytest
 
 from smsurgery import protos, skim, splice
-from smsurgery.editing import apply_edits, edit
+from smsurgery.editing import edit
 from smsurgery.edits import RemoveSignature, RenameAlias, RenameSignature, SetDefault
 from smsurgery.model import read
 from smsurgery.target import PublishTarget
 from tests.conftest import FIXTURE_MODELS, REALMODELS, fixture_model_names, real_model_names, tree_digest
 
 MODELS = [FIXTURE_MODELS / n for n in fixture_model_names()] + [REALMODELS / n for n in real_model_names()]
+
+
+def apply_edits(meta, edits) -> None:  # type: ignore[no-untyped-def]
+    for item in edits:
+        item.apply(meta)
 
 
 def _edits_for(meta) -> list[list]:  # type: ignore[no-untyped-def]

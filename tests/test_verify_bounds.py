@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from smsurgery import memoryguard
-from smsurgery.editing import Lineage, apply_edits, edit
+from smsurgery.editing import Lineage, edit
 from smsurgery.edits import AddOutput, RenameAlias, RenameSignature
 from smsurgery.model import read
 from smsurgery.target import PublishTarget
@@ -31,8 +31,10 @@ def _published(base: Path, edits: list) -> tuple[Path, list]:  # type: ignore[ty
     meta = read(base / "1").meta_graph().proto
     work = type(meta)()
     work.CopyFrom(meta)
-    _report, lineage = apply_edits(work, edits)
-    assert isinstance(lineage, Lineage)
+    lineage = Lineage(work)
+    for item in edits:
+        for change in item.apply(work).changes:
+            lineage.fold(change)
     return result.path, lineage.pairs(work)  # type: ignore[return-value]
 
 
