@@ -300,7 +300,7 @@ def _compare_init_op(old: MetaGraph, new: MetaGraph) -> list[Change]:
 
 
 def _init_op_location(meta: MetaGraph) -> str | None:
-    signature_def = meta.proto.signature_def
+    signature_def = meta.skim.signature_def
     if INIT_OP_SIGNATURE not in signature_def:
         return None
     outputs = signature_def[INIT_OP_SIGNATURE].outputs

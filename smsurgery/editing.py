@@ -17,16 +17,18 @@ so that verification compares `predict/y` of the new version with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery import objectgraph, protos
+from smsurgery import objectgraph, protos, splice
 from smsurgery.changes import ChangeKind, Effect
 from smsurgery.edits import Edit
 from smsurgery.errors import InvalidEdit, VerificationFailed
 from smsurgery.layout import ModelRef
+from smsurgery.memoryguard import require_memory_for
 from smsurgery.model import SavedModelFile, read
 from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, publish_proto
 from smsurgery.signatures import SIDES, Change, EditReport, user_keys
@@ -174,13 +176,41 @@ class Draft:
     def __init__(self, source: SavedModelFile, tags: tuple[str, ...] | None = None) -> None:
         self.source = source
         self.source_meta = source.meta_graph(tags)
-        self.saved_model = protos.SavedModel()
-        self.saved_model.CopyFrom(source.proto)
-        position = [tuple(m.meta_info_def.tags) for m in source.proto.meta_graphs].index(self.source_meta.tags)
-        self.meta = self.saved_model.meta_graphs[position]
-        self.lineage = Lineage(self.meta)
+        self._steps: list[Callable[[], None]] = []
+        # Small mode: the edits seen so far touch small fields only; the draft holds the skimmed protos
+        # (no graph parsed or copied) and publishing splices the source's graph bytes back in.
+        self.small = source.skimmed is not None
+        self._start(self.small)
+
+    def _start(self, small: bool) -> None:
+        self.small = small
+        self._saved_model = protos.SavedModel()
+        self._saved_model.CopyFrom(self.source.skim if small else self.source.proto)
+        self._meta = self._saved_model.meta_graphs[self.source_meta.position]
+        self.lineage = Lineage(self._meta)
         self.report = EditReport()
         self.edits: list[Edit] = []  # applied so far, for their checks of the published version
+
+    @property
+    def meta(self) -> Any:
+        """The edited MetaGraphDef, graph included (reading it from outside leaves small mode)."""
+        if self.small:
+            self._full()
+        return self._meta
+
+    @property
+    def saved_model(self) -> Any:
+        """The edited SavedModel, graphs included (reading it from outside leaves small mode)."""
+        if self.small:
+            self._full()
+        return self._saved_model
+
+    def _full(self) -> None:
+        """Leave small mode: copy the whole source and replay every step on it."""
+        steps, self._steps = self._steps, []
+        self._start(False)
+        for step in steps:
+            step()
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -191,23 +221,46 @@ class Draft:
         for item in edits:
             if not isinstance(item, Edit):
                 raise InvalidEdit(f"not an edit: {item!r}", hint="use smsurgery.edits.RenameSignature(...) & co.")
-            step = item.apply_to(self.saved_model, self.meta)
-            self.edits.append(item)
-            for change in step.changes:
-                self.lineage.fold(change)
-            self.report.extend(step)
+            if self.small and not splice.can_splice(self.source.skimmed, self._meta, [item], drop_object_graph=False):
+                self._full()
+            self._run(lambda item=item: self._apply_one(item))
         return self
+
+    def _run(self, step: Callable[[], None]) -> None:
+        step()
+        self._steps.append(step)
+        if self.small and self._meta.HasField("graph_def"):  # it wrote into the graph after all
+            self._full()
+
+    def _apply_one(self, item: Edit) -> None:
+        step = item.apply_to(self._saved_model, self._meta)
+        self.edits.append(item)
+        for change in step.changes:
+            self.lineage.fold(change)
+        self.report.extend(step)
 
     def drop_object_graph(self) -> Draft:
         """Write without the object graph, so `tf.saved_model.load` reads signature_def as the TF1 loader does."""
-        if objectgraph.has_object_graph(self.meta):
-            objectgraph.drop_object_graph(self.meta)
+        self._run(self._drop_object_graph)
+        return self
+
+    def _drop_object_graph(self) -> None:
+        if objectgraph.has_object_graph(self._meta):
+            objectgraph.drop_object_graph(self._meta)
             self.report.changes.append(
                 Change(ChangeKind.DROP_OBJECT_GRAPH, "", detail="object graph dropped: both loaders read signature_def")
             )
         else:
             self.report.warnings.append("no object graph to drop: this is a TF1 export")
-        return self
+
+    def writer(self) -> Callable[[Path], None] | None:
+        """How publishing writes saved_model.pb: a splice while small (and provably consistent), else None."""
+        if self.small and splice.small_edit_problems(self.source_meta.skim, self._meta):
+            self._full()  # not provably consistent without the graph: the full validation judges it
+        if not self.small:
+            validate(self._meta, lambda: problems(self.source_meta.proto))  # source's problems only if needed
+            return None
+        return functools.partial(splice.write_spliced, self.source.skimmed, self._saved_model)
 
 
 def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
@@ -217,12 +270,17 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     source it came from (exactly, unless `target` sets tolerances); nothing
     is published if it fails.
     """
-    validate(draft.meta, problems(draft.source_meta.proto))
+    writer = draft.writer()
     lineage = draft.lineage
     result = EditResult(source=draft.source.ref, tags=lineage.tags, published=None, report=draft.report)
     if not draft.report.changes and draft.saved_model == draft.source.proto:  # a silent change is still verified
         draft.report.warnings.append("nothing to change: no new version published")
         return result
+    if target.verify:  # verification loads one version at a time, about the source's size: refuse before writing
+        source_file = draft.source
+        require_memory_for(
+            source_file.path, source_file.skimmed, draft.source_meta.position, what=f"the edit of {source_file.ref}"
+        )
     rtol, atol = target.tolerances(0.0, 0.0)
     source, source_tags, tf2 = draft.source.path, draft.tags, draft.source_meta.kind == "tf2"
 
@@ -231,7 +289,7 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
 
         for new_tags in [lineage.tags, *lineage.added_tag_sets]:
             verification = verify_edit(
-                source, staging, source_tags, lineage.pairs(draft.meta), tf2=tf2, rtol=rtol, atol=atol,
+                source, staging, source_tags, lineage.pairs(draft._meta), tf2=tf2, rtol=rtol, atol=atol,
                 new_tags=new_tags,
             )  # fmt: skip
             if result.verification is None:
@@ -250,12 +308,13 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
             raise VerificationFailed("the edited model does not do what the edit promised: " + "; ".join(broken))
         from smsurgery.graph.inner_check import check_exposed  # new outputs from inside functions
 
-        result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft.meta), lineage.tags)
+        result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft._meta), lineage.tags)
         result.verification.notes.extend(result.checks)
 
     result.published = publish_proto(
-        draft.source, draft.saved_model, target, before_publish=before_publish if target.verify else None
-    )
+        draft.source, draft._saved_model, target, before_publish=before_publish if target.verify else None,
+        write_saved_model=writer,
+    )  # fmt: skip
     if result.verification is not None:  # it ran in the staging folder; report the version it became
         result.verification.b = str(result.published.path)
     return result

@@ -56,7 +56,7 @@ def check_version(model: Any) -> list[Problem]:
     problems = _check_tree(root)
     if not any(p.severity == ERROR for p in problems):
         problems += _check_variables(model)
-    problems += _check_assets(root, model.proto)
+    problems += _check_assets(root, model)
     return sorted(problems, key=lambda p: p.severity != ERROR)
 
 
@@ -224,19 +224,20 @@ def unsafe_asset_name(filename: str) -> str | None:
     return None
 
 
-def _consumed_tensors(saved_model: Any) -> set[str]:
-    """Node names that some node of some meta graph takes as an input."""
+def _consumed_tensors(model: Any) -> set[str]:
+    """Node names that some node of some meta graph takes as an input (parses the graphs: only asked
+    when an asset is missing)."""
     used: set[str] = set()
-    for meta in saved_model.meta_graphs:
-        for node in meta.graph_def.node:
+    for position in range(len(model.skim.meta_graphs)):
+        for node in model.graph_def(position).node:
             used.update(i.lstrip("^").split(":", 1)[0] for i in node.input)
     return used
 
 
-def _check_assets(root: Path, saved_model: Any) -> list[Problem]:
+def _check_assets(root: Path, model: Any) -> list[Problem]:
     problems: list[Problem] = []
     consumed: set[str] | None = None
-    for filename, tensor in referenced_assets(saved_model):
+    for filename, tensor in referenced_assets(model.skim):
         why = unsafe_asset_name(filename)
         if why is not None:
             problems.append(Problem(ERROR, "saved_model.pb", f"asset filename {filename!r} {why}"))
@@ -247,7 +248,7 @@ def _check_assets(root: Path, saved_model: Any) -> list[Problem]:
         except OSError:
             pass  # an unreadable assets/ folder is reported by the tree check
         if consumed is None:
-            consumed = _consumed_tensors(saved_model)
+            consumed = _consumed_tensors(model)
         if tensor and tensor.split(":", 1)[0] in consumed:
             problems.append(Problem(ERROR, f"assets/{filename}", "is missing (the graph reads it at load time)"))
         else:

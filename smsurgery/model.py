@@ -20,6 +20,7 @@ from smsurgery import protos
 from smsurgery.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
 from smsurgery.layout import ModelRef, resolve
+from smsurgery.skim import FileLayout, Skim, skim
 
 DEFAULT_TAGS = ("serve",)
 DEFAULT_SIGNATURE = "serving_default"
@@ -157,55 +158,123 @@ class FileEntry:
 
 
 class MetaGraph:
-    """One meta graph of a SavedModel, with read-only typed views."""
+    """One meta graph of a SavedModel, with read-only typed views.
 
-    def __init__(self, model: SavedModelFile, proto: Any) -> None:
+    `skim` is the MetaGraphDef without `graph_def` (all that signatures,
+    tags, assets and the object graph need); `proto` is the whole of it,
+    parsed from the file on first use; `graph_def` parses only the graph.
+    """
+
+    def __init__(self, model: SavedModelFile, meta: int | Any) -> None:
+        """`meta`: the position of the meta graph in the file, or a MetaGraphDef in memory (all of it)."""
         self.model = model
-        self.proto = proto
+        self._given = None if isinstance(meta, int) else meta
+        self.position = meta if isinstance(meta, int) else self._position_of(meta)
+        self.skim = model.skim.meta_graphs[meta] if isinstance(meta, int) else meta
+
+    def _position_of(self, meta: Any) -> int:
+        tags = list(meta.meta_info_def.tags)
+        found = [i for i, m in enumerate(self.model.skim.meta_graphs) if list(m.meta_info_def.tags) == tags]
+        return found[0] if found else 0
+
+    @property
+    def proto(self) -> Any:
+        return self._given if self._given is not None else self.model.proto.meta_graphs[self.position]
+
+    @property
+    def graph_def(self) -> Any:
+        return self._given.graph_def if self._given is not None else self.model.graph_def(self.position)
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return tuple(self.proto.meta_info_def.tags)
+        return tuple(self.skim.meta_info_def.tags)
 
     @property
     def kind(self) -> str:
         """`tf2` when an object graph is present (tf.saved_model.save), else `tf1`."""
-        return "tf2" if len(self.proto.object_graph_def.nodes) > 0 else "tf1"
+        return "tf2" if len(self.skim.object_graph_def.nodes) > 0 else "tf1"
 
     def signature_keys(self, *, include_init: bool = False) -> list[str]:
-        keys = sorted(self.proto.signature_def)
+        keys = sorted(self.skim.signature_def)
         return keys if include_init else [k for k in keys if k != INIT_OP_SIGNATURE]
 
     def signatures(self, *, include_init: bool = False) -> list[SignatureView]:
-        return [signature_view(k, self.proto.signature_def[k]) for k in self.signature_keys(include_init=include_init)]
+        return [signature_view(k, self.skim.signature_def[k]) for k in self.signature_keys(include_init=include_init)]
 
     def signature(self, key: str) -> SignatureView:
-        if key not in self.proto.signature_def or key == INIT_OP_SIGNATURE:
+        if key not in self.skim.signature_def or key == INIT_OP_SIGNATURE:
             raise SignatureNotFound(
                 f"no signature '{key}' in meta graph [{tag_set_text(self.tags)}] of {self.model.ref}",
                 hint=f"it has: {listing(self.signature_keys())}",
             )
-        return signature_view(key, self.proto.signature_def[key])
+        return signature_view(key, self.skim.signature_def[key])
 
     @property
     def default_signature(self) -> str | None:
-        return DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.proto.signature_def else None
+        return DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.skim.signature_def else None
 
     def op_histogram(self) -> dict[str, int]:
         """Ops of the graph and of every function in its library."""
-        counts: collections.Counter[str] = collections.Counter(node.op for node in self.proto.graph_def.node)
-        for function in self.proto.graph_def.library.function:
+        graph = self.graph_def
+        counts: collections.Counter[str] = collections.Counter(node.op for node in graph.node)
+        for function in graph.library.function:
             counts.update(node.op for node in function.node_def)
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 class SavedModelFile:
-    """A parsed `saved_model.pb` (or `.pbtxt`) and the version folder around it."""
+    """A `saved_model.pb` (or `.pbtxt`) and the version folder around it.
 
-    def __init__(self, ref: ModelRef, proto: Any) -> None:
+    Made by `read`, it holds only the skimmed small fields (`skim`); the
+    whole proto (`proto`) or one meta graph's `graph_def` is parsed from the
+    file the first time something asks, once. Made from a proto in memory
+    (an edited model), everything is that proto.
+    """
+
+    def __init__(self, ref: ModelRef, proto: Any = None, *, skimmed: Skim | None = None) -> None:
         self.ref = ref
-        self.proto = proto
+        self._proto = proto
+        self._skimmed = skimmed if proto is None else None
+        self._graphs: dict[int, Any] = {}
         self._index: list[IndexEntry] | None = None
+
+    @property
+    def proto(self) -> Any:
+        """The whole SavedModel, graphs included (parsed on first use)."""
+        if self._proto is None:
+            self._proto = parse_saved_model(self.ref.saved_model_file)
+            self._graphs.clear()  # from now on the graphs of the whole proto are the ones served
+        return self._proto
+
+    @proto.setter
+    def proto(self, value: Any) -> None:
+        self._proto, self._skimmed = value, None
+        self._graphs.clear()
+
+    @property
+    def skim(self) -> Any:
+        """The SavedModel without its meta graphs' `graph_def` (the whole one when not skimmed)."""
+        return self._skimmed.saved_model if self._skimmed is not None else self.proto
+
+    @property
+    def layout(self) -> FileLayout | None:
+        """Where the fields of the file lie, when it was skimmed (for splicing)."""
+        return self._skimmed.file_layout if self._skimmed is not None else None
+
+    @property
+    def skimmed(self) -> Skim | None:
+        return self._skimmed
+
+    def graph_def(self, position: int) -> Any:
+        """Meta graph `position`'s GraphDef, parsed once; the whole proto's when that is parsed."""
+        if self._proto is not None or self._skimmed is None:
+            return self.proto.meta_graphs[position].graph_def
+        if position not in self._graphs:
+            try:
+                self._graphs[position] = self._skimmed.graph_def(position)
+            except (pb_message.DecodeError, RuntimeError, ValueError):
+                return self.proto.meta_graphs[position].graph_def  # the full parse names the damage
+        return self._graphs[position]
 
     @property
     def path(self) -> Path:
@@ -213,22 +282,22 @@ class SavedModelFile:
 
     @property
     def tag_sets(self) -> list[tuple[str, ...]]:
-        return [tuple(mg.meta_info_def.tags) for mg in self.proto.meta_graphs]
+        return [tuple(mg.meta_info_def.tags) for mg in self.skim.meta_graphs]
 
     def meta_graph(self, tags: tuple[str, ...] | list[str] | None = None) -> MetaGraph:
         """The meta graph with exactly this tag set (order ignored).
 
         `None` means `serve`, or the only meta graph when the model has one.
         """
-        metas = list(self.proto.meta_graphs)
+        metas = list(self.skim.meta_graphs)
         if not metas:
             raise CorruptModel(f"{self.ref.saved_model_file} holds no meta graph")
         wanted = set(DEFAULT_TAGS if tags is None else tags)
-        for meta in metas:
+        for position, meta in enumerate(metas):
             if set(meta.meta_info_def.tags) == wanted:
-                return MetaGraph(self, meta)
+                return MetaGraph(self, position)
         if tags is None and len(metas) == 1:
-            return MetaGraph(self, metas[0])
+            return MetaGraph(self, 0)
         raise TagSetNotFound(
             f"no meta graph with tags [{tag_set_text(sorted(wanted))}] in {self.ref}",
             hint="tag sets: " + listing("[" + tag_set_text(t) + "]" for t in self.tag_sets),
@@ -298,7 +367,10 @@ def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def read(path: str | Path | ModelRef, version: int | None = None) -> SavedModelFile:
-    """Resolve what the user typed and parse its SavedModel file."""
+def read(path: str | Path | ModelRef, version: int | None = None, *, full: bool = False) -> SavedModelFile:
+    """Resolve what the user typed and skim its SavedModel file (`full`: parse all of it now)."""
     ref = path if isinstance(path, ModelRef) else resolve(path, version)
-    return SavedModelFile(ref, parse_saved_model(ref.saved_model_file))
+    skimmed = None if full else skim(ref.saved_model_file)
+    if skimmed is None:
+        return SavedModelFile(ref, parse_saved_model(ref.saved_model_file))
+    return SavedModelFile(ref, skimmed=skimmed)

@@ -54,6 +54,7 @@ def publish_proto(
     *,
     extra_files: dict[str, bytes] | None = None,
     before_publish: Callable[[Path], None] | None = None,
+    write_saved_model: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
     """Write `saved_model` as the new version `target` of `source`'s base (or of `target.base`).
 
@@ -62,13 +63,18 @@ def publish_proto(
     the same path carried over from the source. `before_publish(staging_dir)`
     runs once the staged version is complete and before it is renamed into
     place (verification); if it raises, nothing is published.
+    `write_saved_model(path)` writes (and fsyncs) the file instead of
+    serializing `saved_model` (a splice, see `smsurgery.splice`).
     """
     base = target_base(source, target.base)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
     with staged_version(base, target.version) as staging:
         carried = carry_over(source.path, staging.path, link=target.link, skip=set(extra), progress=target.progress)
-        write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
+        if write_saved_model is not None:
+            write_saved_model(staging.path / "saved_model.pb")
+        else:
+            write_bytes_synced(staging.path / "saved_model.pb", saved_model.SerializeToString(deterministic=True))
         for relative, data in extra.items():
             write_bytes_synced(staging.path / relative, data)
         _require_complete(staging.path, saved_model)

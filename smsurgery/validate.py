@@ -16,7 +16,7 @@ protos alone:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ def problems(meta: Any) -> list[Problem]:
     return found
 
 
-def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
+def validate(meta: Any, baseline: Iterable[Problem] | Callable[[], Iterable[Problem]] = ()) -> None:
     """Raise `InternalError` for any problem not already in `baseline` (the source's own problems).
 
     An edit that leaves the model inconsistent is a bug of smsurgery, not of
@@ -57,8 +57,11 @@ def validate(meta: Any, baseline: Iterable[Problem] = ()) -> None:
     source's own problems (a signature declaring the wrong dtype, say) are
     not the edit's fault and do not stop it.
     """
-    known = {p.identity for p in baseline}
-    new = [p.text for p in problems(meta) if p.identity not in known]
+    found = problems(meta)
+    if not found:
+        return  # the source's own problems (a callable `baseline`) are not even computed
+    known = {p.identity for p in (baseline() if callable(baseline) else baseline)}
+    new = [p.text for p in found if p.identity not in known]
     if new:
         raise InternalError("the edited model is inconsistent, nothing was written: " + "; ".join(new))
 

@@ -17,6 +17,7 @@ tf.Example strings) are not failures when both sides fail alike.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, Sm
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
 from smsurgery.model import SignatureView, read
 from smsurgery.samples import numpy_dtype, sample_inputs
+from smsurgery.verify_scope import untouched_signatures
 
 SAMPLE_BATCH = 2
 SAMPLE_SEED = 0
@@ -70,7 +72,7 @@ class OutputDiff:
 class SignatureOutcome:
     key: str
     old_key: str | None
-    status: str  # compared | both_fail | new_fails | old_fails | new_only | changed_inputs
+    status: str  # compared | both_fail | new_fails | old_fails | new_only | changed_inputs | untouched
     outputs: list[OutputDiff] = field(default_factory=list)
     error: str | None = None
     tf2: str | None = None  # agrees | problem text; None when not checked
@@ -237,7 +239,12 @@ def _run_comparison(
         feeds = sample_inputs(view_a.signature(pair.old), batch=SAMPLE_BATCH, seed=SAMPLE_SEED)
         plan_a.append((pair.old, feeds))
         plan_b.append((pair.new, {new: feeds[old] for new, old in pair.inputs.items() if old in feeds}))
-    results_a, results_b = _run_plan(a, tags, plan_a), _run_plan(b, tags_b, plan_b)
+    # One version in memory at a time: A is released (gc: TF graphs hold reference cycles) before B loads,
+    # and A is not loaded at all when nothing of it is compared.
+    results_a: Results | Failure = _run_plan(a, tags, plan_a) if plan_a else []
+    gc.collect()
+    results_b = _run_plan(b, tags_b, plan_b)
+    gc.collect()
     report = ComparisonReport(a=str(a), b=str(b), rtol=rtol, atol=atol, signatures=[])
     for position, pair in enumerate(ordered):
         old = _at(results_a, position) if pair.old is not None else None
@@ -266,6 +273,9 @@ def _check_tf2_view(runs: _Runs, old: Path, new: Path, tags: tuple[str, ...], ta
     if tf2_keys != view.signature_keys():
         report.errors.append(f"tf.saved_model.load lists {tf2_keys}, signature_def {view.signature_keys()}")
     for position, outcome in enumerate(report.signatures):
+        if outcome.status == "untouched":  # listed with the same aliases; its computation is the source's
+            outcome.tf2 = _tf2_listing(loaded, view.signature(outcome.key)) or "agrees"
+            continue
         outcome.tf2 = _tf2_signature(loaded, view.signature(outcome.key), plan[position][1], _at(results, position))
 
 
@@ -277,7 +287,8 @@ def _tf2_fails(path: Path, tags: tuple[str, ...]) -> bool:
     return False
 
 
-def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray], tf1: Any) -> str:
+def _tf2_listing(loaded: Any, view: SignatureView) -> str | None:
+    """What is wrong with how tf.saved_model.load lists signature `view` (None: same key and aliases)."""
     if view.key not in loaded.signatures:
         return f"no signature '{view.key}' (it has: {listing(sorted(loaded.signatures))})"
     function = loaded.signatures[view.key]
@@ -285,6 +296,14 @@ def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray
     outputs = sorted(function.structured_outputs)
     if inputs != [t.alias for t in view.inputs] or outputs != [t.alias for t in view.outputs]:
         return f"inputs {inputs} and outputs {outputs}, but signature_def has other aliases"
+    return None
+
+
+def _tf2_signature(loaded: Any, view: SignatureView, feeds: dict[str, np.ndarray], tf1: Any) -> str:
+    problem = _tf2_listing(loaded, view)
+    if problem is not None:
+        return problem
+    outputs = sorted(loaded.signatures[view.key].structured_outputs)
     try:
         values = run_tf2(loaded, view.key, feeds)
     except SmsurgeryError as error:
@@ -352,16 +371,26 @@ def verify_edit(
     atol: float | None = None,
     new_tags: tuple[str, ...] | None = None,
 ) -> ComparisonReport:
-    """Old against new: unchanged outputs must match within the tolerance (`comparison` defaults).
+    """Old against new: unchanged outputs must match within the tolerance (exactly when 0/0 is given).
 
-    An edit that leaves a computation alone gives identical outputs in the TF1
-    loader (reported as `identical`); the tolerance is there for re-exports
-    whose kernels round differently (reported as `within`, with the figures).
+    Signatures the edit provably did not touch (`verify_scope`) are not run;
+    the new version is still loaded by each loader, one version at a time
+    (the caller checks first that one load fits: `memoryguard`).
     `new_tags`: the meta graph to check in the new version, when an edit retagged it.
     """
     tol = tolerance(rtol, atol)
     new_tags = tags if new_tags is None else new_tags
-    runs = _run_comparison(old, new, tags, pairs, rtol=tol.rtol, atol=tol.atol, tags_b=new_tags)
+    untouched = untouched_signatures(old, new, tags, pairs) if new_tags == tags else set()
+    compared = [p for p in pairs if p.new not in untouched]
+    runs = _run_comparison(old, new, tags, compared, rtol=tol.rtol, atol=tol.atol, tags_b=new_tags)
+    for pair in pairs:
+        if pair.new in untouched:
+            runs.report.signatures.append(SignatureOutcome(key=pair.new, old_key=pair.old, status="untouched"))
     if tf2:
         _check_tf2_view(runs, old, new, tags, new_tags)
+    if untouched:
+        runs.report.notes.append(
+            f"not run: {listing(sorted(untouched))} (graph, signature and object-graph binding byte-identical "
+            "to the source; only keys changed)"
+        )
     return runs.report
