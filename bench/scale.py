@@ -115,7 +115,7 @@ def _field(number: int, payload: bytes) -> bytes:
 
 def _nodes_of_chain(count: int) -> list[bytes]:
     """`count` serialized NodeDefs: Const + AddV2 pairs chained from Placeholder `x` to `y`."""
-    from smsurgery import protos
+    from smsurgery.core import protos
 
     node_class = protos.message_class("tensorflow/core/framework/node_def.proto", "tensorflow.NodeDef")
     float_type = protos.dtype_numbers()["DT_FLOAT"]
@@ -147,7 +147,7 @@ def _nodes_of_chain(count: int) -> list[bytes]:
 
 
 def _large_consts(total: int, chunk: int = 64 << 20) -> list[bytes]:
-    from smsurgery import protos
+    from smsurgery.core import protos
 
     node_class = protos.message_class("tensorflow/core/framework/node_def.proto", "tensorflow.NodeDef")
     float_type = protos.dtype_numbers()["DT_FLOAT"]
@@ -164,7 +164,7 @@ def _large_consts(total: int, chunk: int = 64 << 20) -> list[bytes]:
 
 
 def _meta_graph_small_fields() -> bytes:
-    from smsurgery import protos
+    from smsurgery.core import protos
 
     meta = protos.meta_graph_class()()
     meta.meta_info_def.tags.append("serve")

@@ -34,7 +34,7 @@ BLOCK_BYTES = 1_330  # serialized bytes per block, measured (~330 per node, as i
 def build_model(folder: Path, megabytes: int) -> int:
     """Write `folder/saved_model.pb` of about `megabytes` MB; returns its node count."""
     sys.path.insert(0, str(REPO))
-    from smsurgery import protos
+    from smsurgery.core import protos
 
     saved_model = protos.saved_model_class()()
     meta = saved_model.meta_graphs.add()

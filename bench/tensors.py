@@ -79,7 +79,7 @@ def saved_model_cli() -> str:
 
 def function_nodes(path: Path) -> int:
     sys.path.insert(0, str(REPO))
-    from smsurgery.model import read
+    from smsurgery.core.model import read
 
     meta = read(path).meta_graph().proto
     return sum(len(f.node_def) for f in meta.graph_def.library.function)

@@ -11,38 +11,38 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from smsurgery.describe import describe
-from smsurgery.errors import InternalError, SmsurgeryError
+from smsurgery.core.errors import InternalError, SmsurgeryError
+from smsurgery.inspect.describe import describe
 
 __version__ = "0.1.0"
 
 # Public name -> module that defines it. Functions named like their module
-# (`smsurgery.diff.diff`, `smsurgery.scan.scan`, `smsurgery.validate.validate`)
-# are reached through the module: the import system sets `smsurgery.diff` to
+# (`smsurgery.inspect.diff.diff`, `smsurgery.inspect.scan.scan`, `smsurgery.edits.validate.validate`)
+# are reached through the module: the import system sets `smsurgery.inspect.diff` to
 # the module whenever it is imported, so a lazy alias would flip meaning.
 _EXPORTS = {
-    "ModelRef": "smsurgery.layout",
-    "resolve": "smsurgery.layout",
-    "read": "smsurgery.model",
-    "MetaGraph": "smsurgery.model",
-    "SavedModelFile": "smsurgery.model",
-    "SignatureView": "smsurgery.model",
-    "TensorView": "smsurgery.model",
-    "edit": "smsurgery.editing",
-    "EditResult": "smsurgery.editing",
-    "AddSignature": "smsurgery.edits",
-    "RenameSignature": "smsurgery.edits",
-    "RemoveSignature": "smsurgery.edits",
-    "SetDefault": "smsurgery.edits",
-    "RenameAlias": "smsurgery.edits",
-    "AddOutput": "smsurgery.edits",
-    "RemoveOutput": "smsurgery.edits",
-    "Repoint": "smsurgery.edits",
+    "ModelRef": "smsurgery.core.layout",
+    "resolve": "smsurgery.core.layout",
+    "read": "smsurgery.core.model",
+    "MetaGraph": "smsurgery.core.model",
+    "SavedModelFile": "smsurgery.core.model",
+    "SignatureView": "smsurgery.core.model",
+    "TensorView": "smsurgery.core.model",
+    "edit": "smsurgery.edits.draft",
+    "EditResult": "smsurgery.edits.draft",
+    "AddSignature": "smsurgery.edits.kinds",
+    "RenameSignature": "smsurgery.edits.kinds",
+    "RemoveSignature": "smsurgery.edits.kinds",
+    "SetDefault": "smsurgery.edits.kinds",
+    "RenameAlias": "smsurgery.edits.kinds",
+    "AddOutput": "smsurgery.edits.kinds",
+    "RemoveOutput": "smsurgery.edits.kinds",
+    "Repoint": "smsurgery.edits.kinds",
     "compare": "smsurgery.graph.verify",
     "add_image_input": "smsurgery.graph.image",
     "convert": "smsurgery.graph.convert",
-    "build_request": "smsurgery.request_body",
-    "publish_warmup": "smsurgery.warmup",
+    "build_request": "smsurgery.serving.request_body",
+    "publish_warmup": "smsurgery.serving.warmup",
     "run_body": "smsurgery.graph.run",
 }
 

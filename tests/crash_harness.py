@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery.integrity import require_intact
-from smsurgery.layout import is_version_name
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX
+from smsurgery.core.integrity import require_intact
+from smsurgery.core.layout import is_version_name
+from smsurgery.core.model import read
+from smsurgery.publishing.atomic import STAGING_PREFIX
 from tests.conftest import REPO, tree_digest
 
 # Foreign entries planted in every base: the next writer must leave them alone.

@@ -24,7 +24,7 @@ TF_LAYER = "smsurgery.graph"
 KNOWN_CIRCLES = [
     ["smsurgery.graph.convert", "smsurgery.graph.convert_keras"],
 ]
-KNOWN_LARGE = {"smsurgery.diff"}
+KNOWN_LARGE = {"smsurgery.inspect.diff"}
 
 
 def module_name(path: Path) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.errors import VerificationFailed
+from smsurgery.core.errors import VerificationFailed
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
 from tests.conftest import tree_digest

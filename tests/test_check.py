@@ -19,13 +19,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from smsurgery import protos
-from smsurgery.check import check, model_findings
-from smsurgery.check_graph import graph_version_findings, size_findings
-from smsurgery.findings import CATALOG
-from smsurgery.model import parse_saved_model, read
-from smsurgery.oplist import OpList, shipped_versions
-from smsurgery.warmup import WARMUP_FILE, tfrecord
+from smsurgery.core import protos
+from smsurgery.core.model import parse_saved_model, read
+from smsurgery.core.oplist import OpList, shipped_versions
+from smsurgery.inspect.check import check, model_findings
+from smsurgery.inspect.check_graph import graph_version_findings, size_findings
+from smsurgery.inspect.findings import CATALOG
+from smsurgery.serving.warmup import WARMUP_FILE, tfrecord
 from tests.conftest import REALMODELS, REPO, assert_one_line_error, fixture_model_names, real_model_names, run_cli
 
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "check.json").read_text())
@@ -413,7 +413,8 @@ def test_check_does_not_import_tensorflow() -> None:
 
 
 def test_warmup_constants_agree() -> None:
-    from smsurgery import check_warmup, warmup
+    from smsurgery.inspect import check_warmup
+    from smsurgery.serving import warmup
 
     assert (check_warmup.WARMUP_FILE, check_warmup.MAX_WARMUP_RECORDS) == (
         warmup.WARMUP_FILE,
@@ -422,7 +423,7 @@ def test_warmup_constants_agree() -> None:
 
 
 def test_library_call_gives_the_cli_findings() -> None:
-    from smsurgery import oplist
+    from smsurgery.core import oplist
 
     found = model_findings(read(HALF), ("serve",), oplist.load())
     assert [f.code for f in found] == ["SM-SIG-EXAMPLES-INPUT"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from smsurgery.servingconfig import Policy, check_config, write_config
+from smsurgery.serving.models_config import Policy, check_config, write_config
 from tests.conftest import REALMODELS, REPO, assert_one_line_error, run_cli
 
 SCHEMAS = REPO / "docs" / "schemas"

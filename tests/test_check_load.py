@@ -9,10 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from smsurgery import protos
-from smsurgery.check import check
-from smsurgery.layout import resolve
-from smsurgery.warmup import tfrecord
+from smsurgery.core import protos
+from smsurgery.core.layout import resolve
+from smsurgery.inspect.check import check
+from smsurgery.serving.warmup import tfrecord
 from tests.conftest import REALMODELS, REPO, real_model_names, run_cli
 from tests.test_check import SCHEMA, _write_warmup, edit_pb
 

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from smsurgery.markdown import cell, check_markdown, diff_markdown
+from smsurgery.inspect.markdown import cell, check_markdown, diff_markdown
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli
 
 HALF = REALMODELS / "saved_model_half_plus_two_cpu"

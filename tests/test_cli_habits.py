@@ -56,5 +56,3 @@ def test_piped_tables_keep_whole_tensor_names(model: str) -> None:
         for tensor in [*signature["inputs"].values(), *signature["outputs"].values()]:
             if tensor["name"]:
                 assert tensor["name"] in proc.stdout
-
-

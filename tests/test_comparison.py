@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smsurgery.comparison import (
+from smsurgery.core.errors import InvalidEdit
+from smsurgery.publishing.comparison import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     EXACT,
@@ -14,7 +15,6 @@ from smsurgery.comparison import (
     compare_outputs,
     tolerance,
 )
-from smsurgery.errors import InvalidEdit
 
 
 def test_identical_arrays_are_identical_with_zero_figures() -> None:

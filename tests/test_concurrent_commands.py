@@ -24,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX
+from smsurgery.core.model import read
+from smsurgery.publishing.atomic import STAGING_PREFIX
 from tests.conftest import REPO, CliResult, assert_one_line_error, tree_digest
 from tests.crash_harness import BaseWatch, tf1_load
 

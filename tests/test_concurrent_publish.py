@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.errors import PublishError
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX, clean_stale_staging, staged_version, write_bytes_synced
-from smsurgery.reexport import publish_proto
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import PublishError
+from smsurgery.core.model import read
+from smsurgery.publishing.atomic import STAGING_PREFIX, clean_stale_staging, staged_version, write_bytes_synced
+from smsurgery.publishing.new_version import publish_proto
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import REPO, tree_digest
 
 ROUNDS = 6
@@ -30,10 +30,10 @@ ROUNDS = 6
 _WRITER = """
 import json, os, sys, time
 from pathlib import Path
-from smsurgery.errors import SmsurgeryError
-from smsurgery.model import read
-from smsurgery.reexport import publish_proto
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import SmsurgeryError
+from smsurgery.core.model import read
+from smsurgery.publishing.new_version import publish_proto
+from smsurgery.publishing.target import PublishTarget
 source, out, go, version = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 model = read(source)
 Path(f"{go}.ready-{os.getpid()}").touch()

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from smsurgery import describe
-from smsurgery.errors import InvalidEdit, PublishError, VerificationFailed
+from smsurgery.core.errors import InvalidEdit, PublishError, VerificationFailed
 from smsurgery.graph.convert import TensorsNeeded, convert, list_candidates
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from smsurgery.publish import STAGING_PREFIX
+from smsurgery.publishing.atomic import STAGING_PREFIX
 from tests.conftest import FIXTURES, assert_one_line_error, run_cli
 
 SOURCES = FIXTURES / "sources"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from smsurgery.cli.app import main
-from smsurgery.errors import (
+from smsurgery.core.errors import (
     InvalidEdit,
     PathNotFound,
     PublishError,

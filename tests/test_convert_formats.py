@@ -1,4 +1,4 @@
-"""Format detection (`smsurgery.formats.detect`): what a file is, from its bytes, without TensorFlow."""
+"""Format detection (`smsurgery.core.formats.detect`): what a file is, from its bytes, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.errors import PathNotFound
-from smsurgery.formats import checkpoint_parts, detect
+from smsurgery.core.errors import PathNotFound
+from smsurgery.core.formats import checkpoint_parts, detect
 from tests.conftest import FIXTURE_MODELS, FIXTURES, REALMODELS, REPO
 
 SOURCES = FIXTURES / "sources"
@@ -114,7 +114,7 @@ def test_old_exports_are_v1_checkpoints() -> None:
 
 def test_detection_never_imports_tensorflow() -> None:
     code = (
-        "import sys; from smsurgery.formats import detect; "
+        "import sys; from smsurgery.core.formats import detect; "
         f"kinds = [detect(p).kind for p in {[str(p) for p in sorted(SOURCES.iterdir())]!r}]; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'; print(kinds)"
     )

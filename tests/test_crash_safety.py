@@ -35,11 +35,11 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.errors import PublishError
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX
-from smsurgery.reexport import publish_proto
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import PublishError
+from smsurgery.core.model import read
+from smsurgery.publishing.atomic import STAGING_PREFIX
+from smsurgery.publishing.new_version import publish_proto
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import FIXTURES
 from tests.crash_harness import (
     BaseWatch,

@@ -18,7 +18,17 @@ from typing import Any
 import pytest
 
 from smsurgery import SavedModelFile, read
-from smsurgery.diff import (
+from smsurgery.core.errors import (
+    CorruptModel,
+    NotASavedModel,
+    PathNotFound,
+    SignatureNotFound,
+    TagSetNotFound,
+    VersionNotFound,
+)
+from smsurgery.core.layout import resolve
+from smsurgery.core.model import parse_saved_model
+from smsurgery.inspect.diff import (
     BREAKING,
     COMPATIBLE,
     DIFF_SCHEMA,
@@ -29,16 +39,6 @@ from smsurgery.diff import (
     exit_status,
     shape_change,
 )
-from smsurgery.errors import (
-    CorruptModel,
-    NotASavedModel,
-    PathNotFound,
-    SignatureNotFound,
-    TagSetNotFound,
-    VersionNotFound,
-)
-from smsurgery.layout import resolve
-from smsurgery.model import parse_saved_model
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,

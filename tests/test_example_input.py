@@ -56,7 +56,12 @@ def test_half_plus_two_answers_like_its_own_tf_example_signatures(model_copy, tm
     assert report["schema"] == "smsurgery.example-input/1" and report["route"] == "session"
     assert report["features"] == [
         {
-            "name": "x", "alias": "x", "dtype": "float32", "input_dtype": "float32", "shape": [1], "var_len": False,
+            "name": "x",
+            "alias": "x",
+            "dtype": "float32",
+            "input_dtype": "float32",
+            "shape": [1],
+            "var_len": False,
             "image": False,
         }
     ]

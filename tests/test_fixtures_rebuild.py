@@ -68,8 +68,7 @@ def rebuilt(tmp_path_factory) -> Path:
         timeout=600,
     )
     assert proc.returncode == 0, (
-        f"build_fixtures.py failed ({proc.returncode})\n"
-        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        f"build_fixtures.py failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     )
     return out
 
@@ -98,11 +97,7 @@ def _tensor_name(name: str, tf2: bool) -> str:
 
 
 def _tensor_info(info, tf2: bool):
-    shape = (
-        None
-        if info.tensor_shape.unknown_rank
-        else tuple(d.size for d in info.tensor_shape.dim)
-    )
+    shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
     return (info.dtype, shape, _tensor_name(info.name, tf2))
 
 
@@ -143,9 +138,7 @@ def _checkpoint(prefix: Path) -> dict[str, np.ndarray]:
 
     reader = tf.train.load_checkpoint(str(prefix))
     return {
-        key: np.asarray(reader.get_tensor(key))
-        for key in reader.get_variable_to_shape_map()
-        if key != OBJECT_GRAPH_KEY
+        key: np.asarray(reader.get_tensor(key)) for key in reader.get_variable_to_shape_map() if key != OBJECT_GRAPH_KEY
     }
 
 
@@ -182,9 +175,7 @@ def test_model_matches_rebuild(rebuilt: Path, name: str):
         new_graphs = {tuple(sorted(m.meta_info_def.tags)): m for m in new_sm.meta_graphs}
         assert sorted(old_graphs) == sorted(new_graphs)
         for tags, meta_graph in old_graphs.items():
-            assert _summary(meta_graph) == _summary(new_graphs[tags]), (
-                f"{name}/{version} tags={tags}"
-            )
+            assert _summary(meta_graph) == _summary(new_graphs[tags]), f"{name}/{version} tags={tags}"
 
         for rel in sorted(_files(old)):
             if rel.startswith("assets/") or rel.startswith("assets.extra/"):
@@ -199,9 +190,7 @@ def test_model_matches_rebuild(rebuilt: Path, name: str):
         for key in old_vars:
             if "_all_variables/" not in key:
                 np.testing.assert_array_equal(old_vars[key], new_vars[key], err_msg=key)
-        assert sorted(map(_fingerprint, old_vars.values())) == sorted(
-            map(_fingerprint, new_vars.values())
-        )
+        assert sorted(map(_fingerprint, old_vars.values())) == sorted(map(_fingerprint, new_vars.values()))
 
 
 def test_sources_match_rebuild(rebuilt: Path):

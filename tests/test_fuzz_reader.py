@@ -31,18 +31,18 @@ from google.protobuf import text_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smsurgery import protos
-from smsurgery.checkpoint_index import _table_entries, read_index, snappy_decompress
+from smsurgery.attach.image_plan import _spec as image_spec
 from smsurgery.cli.signature import read_edits
-from smsurgery.describe import describe
-from smsurgery.edits import EDIT_TYPES, Edit
-from smsurgery.errors import CorruptModel, InvalidEdit, SmsurgeryError
-from smsurgery.graph.image_plan import _spec as image_spec
+from smsurgery.core import protos
+from smsurgery.core.checkpoint_index import _table_entries, read_index, snappy_decompress
+from smsurgery.core.errors import CorruptModel, InvalidEdit, SmsurgeryError
+from smsurgery.core.integrity import require_intact
+from smsurgery.core.layout import ModelRef
+from smsurgery.core.model import SavedModelFile, TensorView, parse_saved_model, read
+from smsurgery.edits.kinds import EDIT_TYPES, Edit
 from smsurgery.graph.run import plan_body
-from smsurgery.integrity import require_intact
-from smsurgery.layout import ModelRef
-from smsurgery.model import SavedModelFile, TensorView, parse_saved_model, read
-from smsurgery.scan import scan_meta_graph
+from smsurgery.inspect.describe import describe
+from smsurgery.inspect.scan import scan_meta_graph
 from tests.conftest import FIXTURE_MODELS
 
 EXAMPLES = int(os.environ.get("SMSURGERY_FUZZ_EXAMPLES", "500"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from smsurgery import protos
-from smsurgery.errors import InvalidName
-from smsurgery.graphmodel import GraphModel, Input, TensorRef, parse_address, parse_input
-from smsurgery.model import read, shape_of
+from smsurgery.core import protos
+from smsurgery.core.errors import InvalidName
+from smsurgery.core.graphmodel import GraphModel, Input, TensorRef, parse_address, parse_input
+from smsurgery.core.model import read, shape_of
 from tests.conftest import FIXTURE_MODELS
 
 KERAS_CALL = "__inference___call___691"

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery import protos
-from smsurgery.describe import describe
-from smsurgery.errors import CorruptModel, PathNotFound, PublishError, SmsurgeryError
-from smsurgery.integrity import WARNING, check_version
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX, carry_over, staged_version
-from smsurgery.reexport import publish_proto
+from smsurgery.core import protos
+from smsurgery.core.errors import CorruptModel, PathNotFound, PublishError, SmsurgeryError
+from smsurgery.core.integrity import WARNING, check_version
+from smsurgery.core.model import read
+from smsurgery.inspect.describe import describe
+from smsurgery.publishing.atomic import STAGING_PREFIX, carry_over, staged_version
+from smsurgery.publishing.new_version import publish_proto
 from tests.conftest import (
     REALMODELS,
     REPO,
@@ -164,10 +164,10 @@ def test_an_incomplete_new_version_names_the_missing_file_before_verification(mo
 
 _PUBLISH_SCRIPT = """
 import json, sys
-from smsurgery.errors import SmsurgeryError
-from smsurgery.model import read
-from smsurgery.reexport import publish_proto
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import SmsurgeryError
+from smsurgery.core.model import read
+from smsurgery.publishing.new_version import publish_proto
+from smsurgery.publishing.target import PublishTarget
 source = read(sys.argv[1])
 try:
     published = publish_proto(source, source.proto, PublishTarget(base=sys.argv[2], link=False))

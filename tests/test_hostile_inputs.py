@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.errors import PublishError
-from smsurgery.model import read
-from smsurgery.publish import STAGING_PREFIX, refuse_base_inside_a_version, staged_version
-from smsurgery.reexport import publish_proto
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import PublishError
+from smsurgery.core.model import read
+from smsurgery.publishing.atomic import STAGING_PREFIX, refuse_base_inside_a_version, staged_version
+from smsurgery.publishing.new_version import publish_proto
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import FIXTURE_MODELS, REPO, CliResult, assert_one_line_error, run_cli, tree_digest
 from tests.hostile.inputs import INPUT_CASES, InputCase
 
@@ -106,9 +106,7 @@ def test_out_into_a_version_or_a_staging_folder_is_refused(tmp_path: Path, out: 
     shutil.copytree(FIXTURE_MODELS / "tf1_lookup", base)
     (base / f"{STAGING_PREFIX}123-0badc0de").mkdir()
     before, listing = tree_digest(tmp_path), _listing(tmp_path)
-    result = run_cli(
-        "signature", "rename", f"{base}@1", "serving_default", "x", "--no-verify", "--out", tmp_path / out
-    )
+    result = run_cli("signature", "rename", f"{base}@1", "serving_default", "x", "--no-verify", "--out", tmp_path / out)
     assert_one_line_error(result, *(w.replace("m/", f"{tmp_path}/m/") for w in words))
     assert tree_digest(tmp_path) == before and _listing(tmp_path) == listing
 

@@ -19,7 +19,7 @@ import pytest
 from smsurgery import read
 from smsurgery.graph.image import add_image_input
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
-from smsurgery.samples import sample_inputs
+from smsurgery.serving.samples import sample_inputs
 from tests.conftest import tree_digest
 from tests.test_image_input_formats import jpeg, png
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery import protos
-from smsurgery.errors import (
+from smsurgery.attach.image_plan import plan_image_input
+from smsurgery.core import protos
+from smsurgery.core.errors import (
     AliasNotFound,
     InvalidEdit,
     InvalidName,
@@ -16,7 +17,6 @@ from smsurgery.errors import (
     SignatureNotFound,
     UnsupportedModel,
 )
-from smsurgery.graph.image_plan import plan_image_input
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 
 

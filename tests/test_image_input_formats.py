@@ -12,8 +12,8 @@ import struct
 import numpy as np
 import pytest
 
+from smsurgery.attach.image_plan import ImageSpec
 from smsurgery.graph.image import decode_images, preprocess_one, resize_with_pad
-from smsurgery.graph.image_plan import ImageSpec
 from smsurgery.graph.session import import_tf
 
 tf = import_tf()

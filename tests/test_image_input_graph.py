@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.errors import VerificationFailed
+from smsurgery.core.errors import VerificationFailed
 from smsurgery.graph.editable import open_editable
 from smsurgery.graph.export import publish_editable, publish_session
 from smsurgery.graph.rewire import front_signature, put_in_front
@@ -125,8 +125,9 @@ def test_publish_session_from_scratch_and_nothing_on_failed_check(tmp_path) -> N
             raise VerificationFailed("not today")
 
         with pytest.raises(VerificationFailed):
-            publish_session(session, base, tags=["serve"], signature_def_map={"serving_default": signature},
-                            before_publish=refuse)
+            publish_session(
+                session, base, tags=["serve"], signature_def_map={"serving_default": signature}, before_publish=refuse
+            )
         assert [p.name for p in base.iterdir()] == []
         published = publish_session(session, base, tags=["serve"], signature_def_map={"serving_default": signature})
     assert published.version == 1 and read(base).meta_graph().signature_keys() == ["serving_default"]
@@ -143,8 +144,11 @@ def test_tf2_export_with_an_asset_through_a_session(tmp_path) -> None:
         def __init__(self) -> None:
             super().__init__()
             initializer = tf.lookup.TextFileInitializer(
-                str(vocabulary), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                str(vocabulary),
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
             )
             self.table = tf.lookup.StaticHashTable(initializer, -1)
 
@@ -177,7 +181,7 @@ REAL_ROUND_TRIP = [
 
 @pytest.mark.parametrize("name", REAL_ROUND_TRIP)
 def test_real_models_round_trip_through_a_session(model_copy, name: str) -> None:
-    from smsurgery.samples import sample_inputs
+    from smsurgery.serving.samples import sample_inputs
     from tests.conftest import REALMODELS
 
     if not (REALMODELS / name).is_dir():

@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.comparison import Tolerance, compare_arrays
+from smsurgery.attach.image_plan import ImageSpec
+from smsurgery.attach.image_presets import FAMILIES, MODE_ARITHMETIC, MODES, PRESETS
+from smsurgery.attach.inputs_record import RECORD, read_record
 from smsurgery.graph.image import add_image_input, decode_images, preprocess_one
-from smsurgery.graph.image_plan import ImageSpec
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
-from smsurgery.image_presets import FAMILIES, MODE_ARITHMETIC, MODES, PRESETS
-from smsurgery.inputs_record import RECORD, read_record
+from smsurgery.publishing.comparison import Tolerance, compare_arrays
 from tests.conftest import FIXTURES, assert_one_line_error, run_cli, tree_digest
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from smsurgery import read
-from smsurgery.errors import InvalidEdit, InvalidOption
+from smsurgery.core.errors import InvalidEdit, InvalidOption
 from smsurgery.recipes import load, parse
 from smsurgery.recipes.plan import expand_bases, select_shard
 from tests.conftest import FIXTURE_MODELS, REPO, SCHEMAS, assert_one_line_error, run_cli, tree_digest
@@ -242,8 +242,7 @@ def test_killed_apply_then_rerun_ends_where_one_run_ends(fleet: tuple[Path, list
 def test_require_check_reads_what_check_finds_in_the_result(fleet: tuple[Path, list[str]]) -> None:
     root, bases = fleet
     steps = (
-        '[[steps]]\nop = "remove_signature"\nkey = "serving_default"\n'
-        '[steps.match]\nsignature = "serving_default"\n'
+        '[[steps]]\nop = "remove_signature"\nkey = "serving_default"\n[steps.match]\nsignature = "serving_default"\n'
     )
     for level, status in (("clean", "blocked"), ("no-errors", "changes"), ("no-new-errors", "changes")):
         recipe = root / f"{level}.toml"

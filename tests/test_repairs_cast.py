@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.model import read
+from smsurgery.core.model import read
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import B, W, build_tf1, build_tf2, make_writable, tf1_outputs, tf2_outputs
 

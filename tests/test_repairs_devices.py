@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.devices import gpu_pin_warning, parse_device
-from smsurgery.errors import InvalidEdit
+from smsurgery.core.errors import InvalidEdit
+from smsurgery.edits.devices import gpu_pin_warning, parse_device
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import X, build_tf1, build_tf2, make_writable, tf1_outputs, tf2_outputs
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.editing import edit
-from smsurgery.edits import RemoveSignature
-from smsurgery.model import read
-from smsurgery.prune import unreached
+from smsurgery.core.model import read
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import RemoveSignature
+from smsurgery.edits.prune import unreached
 from tests.conftest import REALMODELS, run_cli, tree_digest
 from tests.repair_models import X, build_tf1, make_writable, tf1_outputs
 

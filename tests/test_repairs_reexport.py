@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.model import read
-from smsurgery.restore_check import tf1_loader_warning
+from smsurgery.core.model import read
+from smsurgery.inspect.restore_check import tf1_loader_warning
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from smsurgery.changes import ChangeKind, Effect, change_kind
-from smsurgery.edits import EDIT_TYPES, Edit, RenameSignature, edit_from_json, edit_kind
-from smsurgery.errors import InternalError, InvalidEdit
-from smsurgery.signatures import Change
+from smsurgery.core.errors import InternalError, InvalidEdit
+from smsurgery.edits.changes import ChangeKind, Effect, change_kind
+from smsurgery.edits.kinds import EDIT_TYPES, Edit, RenameSignature, edit_from_json, edit_kind
+from smsurgery.edits.signatures import Change
 
 
 def test_every_signature_edit_is_registered_under_its_json_op() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.editing import edit
-from smsurgery.edits import edit_from_json
-from smsurgery.errors import InvalidEdit
-from smsurgery.model import read
-from smsurgery.shapes import parse_dims
+from smsurgery.core.errors import InvalidEdit
+from smsurgery.core.model import read
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import edit_from_json
+from smsurgery.edits.shapes import parse_dims
 from tests.conftest import assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import X2, B, W, X, build_tf1, build_tf2, tf1_outputs, tf2_outputs
 

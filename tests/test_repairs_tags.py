@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.editing import edit
-from smsurgery.edits import SetTags, edit_from_json
-from smsurgery.errors import NameCollision
-from smsurgery.model import read
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import NameCollision
+from smsurgery.core.model import read
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import SetTags, edit_from_json
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 from tests.repair_models import X, build_tf1, make_writable, tf1_outputs
 

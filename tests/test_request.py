@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smsurgery.errors import AliasNotFound, InvalidRequest, UnsupportedModel
-from smsurgery.examples import example_features, parse_input_flags
-from smsurgery.grpc_requests import grpc_request, message_text
-from smsurgery.request_body import build_request, curl_line, rest_url
-from smsurgery.serving import parse_predict
+from smsurgery.core.errors import AliasNotFound, InvalidRequest, UnsupportedModel
+from smsurgery.serving.grpc_requests import grpc_request, message_text
+from smsurgery.serving.request_body import build_request, curl_line, rest_url
+from smsurgery.serving.rest import parse_predict
+from smsurgery.serving.tf_example import example_features, parse_input_flags
 from tests.conftest import FIXTURE_MODELS, REALMODELS, assert_one_line_error, run_cli
 
 HP2 = REALMODELS / "saved_model_half_plus_two_cpu"

@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsurgery.errors import InvalidRequest
-from smsurgery.examples import classify_response, make_example, parse_examples, regress_response
-from smsurgery.model import SignatureView, TensorView
-from smsurgery.serving import (
+from smsurgery.core.errors import InvalidRequest
+from smsurgery.core.model import SignatureView, TensorView
+from smsurgery.serving.rest import (
     COLUMNAR,
     ROW,
     b64_decode,
@@ -28,6 +27,7 @@ from smsurgery.serving import (
     parse_predict,
     predict_response,
 )
+from smsurgery.serving.tf_example import classify_response, make_example, parse_examples, regress_response
 
 
 def _signature(inputs: dict[str, str], key: str = "serving_default", method: str = "predict") -> SignatureView:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.errors import InvalidRequest, SmsurgeryError
+from smsurgery.core.errors import InvalidRequest, SmsurgeryError
 from smsurgery.graph.run import Runner, open_runner, plan_body, run_body
-from smsurgery.grpc_requests import predict_arrays
-from smsurgery.request_body import BuiltRequest, build_request
+from smsurgery.serving.grpc_requests import predict_arrays
+from smsurgery.serving.request_body import BuiltRequest, build_request
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,
@@ -152,7 +152,7 @@ def _check_model(path: Path) -> int:
 
 
 def plan_examples(built: BuiltRequest) -> list[bytes]:
-    from smsurgery.grpc_requests import examples_call
+    from smsurgery.serving.grpc_requests import examples_call
 
     return examples_call(built).serialized()
 

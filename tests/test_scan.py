@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsurgery import protos
-from smsurgery.errors import SignatureNotFound
-from smsurgery.scan import CHECKPOINT_OPS, DENYLIST, SAVED_MODEL_CLI_DENYLIST, scan, scan_meta_graph
+from smsurgery.core import protos
+from smsurgery.core.errors import SignatureNotFound
+from smsurgery.inspect.scan import CHECKPOINT_OPS, DENYLIST, SAVED_MODEL_CLI_DENYLIST, scan, scan_meta_graph
 from tests.conftest import FIXTURE_MODELS, REALMODELS, assert_one_line_error, real_model_names, run_cli
 
 PWNED = b"pwned"
@@ -228,7 +228,7 @@ def test_scan_options_and_errors(tmp_path: Path) -> None:
 
 def test_scan_never_imports_tensorflow() -> None:
     code = (
-        "import sys; from smsurgery.scan import scan; "
+        "import sys; from smsurgery.inspect.scan import scan; "
         f"r = scan({str(FIXTURE_MODELS / 'tf2_module')!r}); "
         "assert r['clean']; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
@@ -301,7 +301,7 @@ def test_scan_of_random_graphs_never_fails_and_misses_no_risky_node(meta: Any) -
 
 def test_a_risky_op_behind_the_savers_restore_is_reported() -> None:
     """Loaders run `saver_def.restore_op_name` on load: only checkpoint ops are expected behind it."""
-    from smsurgery.model import read
+    from smsurgery.core.model import read
 
     meta = read(FIXTURE_MODELS / "tf1_linear").proto.meta_graphs[0]
     clean = scan_meta_graph(meta)

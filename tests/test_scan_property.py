@@ -17,7 +17,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smsurgery.scan import DENYLIST, scan_meta_graph
+from smsurgery.inspect.scan import DENYLIST, scan_meta_graph
 from tests.hostile.scan_corpus import (
     EMBEDDED_HOME,
     EMBEDDING,

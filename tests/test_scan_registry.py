@@ -1,4 +1,4 @@
-"""`smsurgery/scan_registry.py` against the op registry of the installed TensorFlow.
+"""`smsurgery/inspect/scan_registry.py` against the op registry of the installed TensorFlow.
 
 scan skips the attributes of registered ops that declare no function-valued
 attribute, so its table must be TensorFlow's. Run this module to rewrite the
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from smsurgery.scan_ops import ADDED_IN_ISSUE_11, DENYLIST
-from smsurgery.scan_registry import FUNC_ATTRS, PLAIN_OPS
+from smsurgery.inspect.scan_ops import ADDED_IN_ISSUE_11, DENYLIST
+from smsurgery.inspect.scan_registry import FUNC_ATTRS, PLAIN_OPS
 
 pytestmark = pytest.mark.slow
-TABLE = Path(__file__).resolve().parents[1] / "smsurgery" / "scan_registry.py"
+TABLE = Path(__file__).resolve().parents[1] / "smsurgery" / "inspect" / "scan_registry.py"
 
 
 def registry() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from smsurgery import describe, read
-from smsurgery.errors import (
+from smsurgery.core.errors import (
     CorruptModel,
     NotASavedModel,
     PathNotFound,
@@ -95,9 +95,10 @@ def test_show_reports_versions_kind_variables_assets() -> None:
     tf2 = describe(REALMODELS / "saved_model_half_plus_two_tf2_cpu")
     assert tf2["kind"] == "tf2"
     config = describe(REALMODELS / "saved_model_half_plus_two_cpu_with_saved_model_config")
-    assert config["assets_extra"] == [{"path": "assets.extra/saved_model_config.pb", "bytes": 38}] or config[
-        "assets_extra"
-    ][0]["path"] == "assets.extra/saved_model_config.pb"
+    assert (
+        config["assets_extra"] == [{"path": "assets.extra/saved_model_config.pb", "bytes": 38}]
+        or config["assets_extra"][0]["path"] == "assets.extra/saved_model_config.pb"
+    )
 
 
 def test_show_unknown_rank_and_sparse_inputs() -> None:
@@ -130,7 +131,7 @@ def test_version_selection(model_copy) -> None:
 def test_pbtxt_is_read(model_copy) -> None:
     from google.protobuf import text_format
 
-    from smsurgery.model import parse_saved_model
+    from smsurgery.core.model import parse_saved_model
 
     base = model_copy(REALMODELS / "saved_model_half_plus_two_cpu")
     version = base / "00000123"

@@ -16,8 +16,14 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.editing import edit
-from smsurgery.edits import (
+from smsurgery.core.errors import (
+    InvalidEdit,
+    NameCollision,
+    UnsupportedModel,
+    VerificationFailed,
+)
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import (
     AddOutput,
     AddSignature,
     Edit,
@@ -28,17 +34,11 @@ from smsurgery.edits import (
     Repoint,
     SetDefault,
 )
-from smsurgery.errors import (
-    InvalidEdit,
-    NameCollision,
-    UnsupportedModel,
-    VerificationFailed,
-)
+from smsurgery.edits.signatures import EditReport
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from smsurgery.publish import STAGING_PREFIX
-from smsurgery.samples import sample_inputs
-from smsurgery.signatures import EditReport
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.atomic import STAGING_PREFIX
+from smsurgery.publishing.target import PublishTarget
+from smsurgery.serving.samples import sample_inputs
 from tests.conftest import REALMODELS, tree_digest
 
 A = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], np.float32)
@@ -96,7 +96,7 @@ def test_rename_serving_default_of_real_tf2_export(writable_copy) -> None:
     before = tree_digest(base)
     result = edit(base, [RenameSignature("serving_default", "predict")])
     assert result.published.version == 124 and result.path == base / "124"
-    assert tree_digest(base / "00000123") == {k[len("00000123/"):]: v for k, v in before.items()}
+    assert tree_digest(base / "00000123") == {k[len("00000123/") :]: v for k, v in before.items()}
     loaded = assert_loaders_agree(result.path)
     assert "serving_default" not in tf1_view(result.path) and "predict" in loaded.signatures
     x = np.array([3.0], np.float32)
@@ -291,9 +291,10 @@ def test_links_shards_copies_index_and_respects_version_and_out(writable_copy, t
     linked = edit(base, [RenameSignature("double", "twice")], target=PublishTarget(version=7, verify=False))
     assert linked.path == base / "7"
     assert os.stat(linked.path / "variables" / source_shard.name).st_ino == source_shard.stat().st_ino
-    assert os.stat(linked.path / "variables" / "variables.index").st_ino != (
-        base / "1" / "variables" / "variables.index"
-    ).stat().st_ino
+    assert (
+        os.stat(linked.path / "variables" / "variables.index").st_ino
+        != (base / "1" / "variables" / "variables.index").stat().st_ino
+    )
     elsewhere = PublishTarget(base=tmp_path / "elsewhere", link=False)
     copied = edit(base / "1", [RenameSignature("double", "twice")], target=elsewhere)
     assert copied.path == tmp_path / "elsewhere" / "1"
@@ -335,7 +336,7 @@ def test_bad_edits_write_nothing(writable_copy) -> None:
 
 def test_model_no_loader_can_load(writable_copy) -> None:
     """TF-DF custom ops are missing here: compare is an error, an edit is published with a note."""
-    from smsurgery.errors import LoaderFailed
+    from smsurgery.core.errors import LoaderFailed
     from smsurgery.graph.verify import compare
 
     source = REALMODELS / "tfdf_adult_rf_custom_ops"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery import protos, skim
-from smsurgery.describe import describe_model
-from smsurgery.diff import compare_models
-from smsurgery.errors import CorruptModel, SmsurgeryError
-from smsurgery.model import SavedModelFile, parse_saved_model, read
-from smsurgery.request_body import build_request
+from smsurgery.core import protos, skim
+from smsurgery.core.errors import CorruptModel, SmsurgeryError
+from smsurgery.core.model import SavedModelFile, parse_saved_model, read
+from smsurgery.inspect.describe import describe_model
+from smsurgery.inspect.diff import compare_models
+from smsurgery.serving.request_body import build_request
 from tests.conftest import FIXTURE_MODELS, REALMODELS, fixture_model_names, real_model_names, run_cli
 
 MODELS = [FIXTURE_MODELS / n for n in fixture_model_names()] + [REALMODELS / n for n in real_model_names()]

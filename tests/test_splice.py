@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery import protos, skim, splice
-from smsurgery.editing import edit
-from smsurgery.edits import RemoveSignature, RenameAlias, RenameSignature, SetDefault
-from smsurgery.model import read
-from smsurgery.target import PublishTarget
+from smsurgery.core import protos, skim
+from smsurgery.core.model import read
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import RemoveSignature, RenameAlias, RenameSignature, SetDefault
+from smsurgery.publishing import splice
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import FIXTURE_MODELS, REALMODELS, fixture_model_names, real_model_names, tree_digest
 
 MODELS = [FIXTURE_MODELS / n for n in fixture_model_names()] + [REALMODELS / n for n in real_model_names()]
@@ -74,7 +75,7 @@ def test_splice_equals_the_full_route(folder: Path, tmp_path: Path) -> None:
 
 
 def test_graph_editing_edits_take_the_full_route() -> None:
-    from smsurgery.edits import AddOutput, Repoint
+    from smsurgery.edits.kinds import AddOutput, Repoint
 
     model = read(FIXTURE_MODELS / "tf2_module")
     meta = model.meta_graph()

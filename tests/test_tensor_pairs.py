@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from smsurgery.errors import InvalidName, NameCollision
-from smsurgery.tensor_pairs import parse_tensor_pairs
+from smsurgery.core.errors import InvalidName, NameCollision
+from smsurgery.core.tensor_pairs import parse_tensor_pairs
 
 
 def test_tensor_pairs_one_rule() -> None:

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from smsurgery import read
-from smsurgery.editing import edit
-from smsurgery.edits import AddOutput, AddSignature, Repoint
-from smsurgery.errors import InvalidEdit, TensorNotFound, UnsupportedModel
+from smsurgery.core.errors import InvalidEdit, TensorNotFound, UnsupportedModel
+from smsurgery.core.graphmodel import GraphModel
+from smsurgery.core.tensor_index import signature_tensors
+from smsurgery.edits.draft import edit
+from smsurgery.edits.kinds import AddOutput, AddSignature, Repoint
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from smsurgery.graphmodel import GraphModel
-from smsurgery.target import PublishTarget
-from smsurgery.tensor_index import signature_tensors
+from smsurgery.publishing.target import PublishTarget
 from tests import tensor_models
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
 

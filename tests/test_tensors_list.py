@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from smsurgery.graphmodel import GraphModel
-from smsurgery.model import read
-from smsurgery.tensor_index import layer_output, resolve, signature_tensors
+from smsurgery.core.graphmodel import GraphModel
+from smsurgery.core.model import read
+from smsurgery.core.tensor_index import layer_output, resolve, signature_tensors
 from tests.conftest import FIXTURE_MODELS, REALMODELS, REPO, assert_one_line_error, real_model_names, run_cli
 
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "tensors.json").read_text())

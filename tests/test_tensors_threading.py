@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from smsurgery import objectgraph, protos
-from smsurgery.errors import UnsupportedModel
-from smsurgery.function_outputs import trace_output
-from smsurgery.model import read
-from smsurgery.signatures import add_output, add_signature, repoint
-from smsurgery.validate import problems
+from smsurgery.core import protos
+from smsurgery.core.errors import UnsupportedModel
+from smsurgery.core.model import read
+from smsurgery.edits import objectgraph
+from smsurgery.edits.function_outputs import trace_output
+from smsurgery.edits.signatures import add_output, add_signature, repoint
+from smsurgery.edits.validate import problems
 from tests.conftest import FIXTURE_MODELS
 
 POOL = "__inference___call___691::image_classifier_1/pool_1/Mean:output:0"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery import memoryguard
-from smsurgery.editing import Lineage, edit
-from smsurgery.edits import AddOutput, RenameAlias, RenameSignature
-from smsurgery.model import read
-from smsurgery.target import PublishTarget
-from smsurgery.verify_scope import untouched_signatures
+from smsurgery.core.model import read
+from smsurgery.edits.draft import Lineage, edit
+from smsurgery.edits.kinds import AddOutput, RenameAlias, RenameSignature
+from smsurgery.publishing import memoryguard
+from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.verify_scope import untouched_signatures
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.describe import describe
-from smsurgery.errors import PublishError, VersionNotFound
-from smsurgery.layout import INT64_MAX, check_new_version, parse_version_name, scan_versions
-from smsurgery.publish import next_version
+from smsurgery.core.errors import PublishError, VersionNotFound
+from smsurgery.core.layout import INT64_MAX, check_new_version, parse_version_name, scan_versions
+from smsurgery.inspect.describe import describe
+from smsurgery.publishing.atomic import next_version
 from tests.conftest import REALMODELS, assert_one_line_error, run_cli
 
 HALF = REALMODELS / "saved_model_half_plus_two_cpu"
@@ -110,7 +110,7 @@ def test_writer_takes_next_by_int_value(tmp_path: Path) -> None:
 
 
 def test_diff_compares_the_two_newest_as_serving_orders_them(tmp_path: Path) -> None:
-    from smsurgery.diff import diff
+    from smsurgery.inspect.diff import diff
 
     base = _base_with(tmp_path, "5", "00000123", str(10**30))
     report = diff(base)
@@ -119,7 +119,7 @@ def test_diff_compares_the_two_newest_as_serving_orders_them(tmp_path: Path) -> 
 
 def test_every_writer_refuses_through_the_publish_target(tmp_path: Path) -> None:
     """Every writing command builds one PublishTarget before any work; it refuses what Serving cannot serve."""
-    from smsurgery.target import PublishTarget
+    from smsurgery.publishing.target import PublishTarget
 
     with pytest.raises(VersionNotFound, match="int64"):
         PublishTarget(version=-1)

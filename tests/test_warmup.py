@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from smsurgery.errors import InvalidRequest
+from smsurgery.core.errors import InvalidRequest
 from smsurgery.graph.run import open_runner
-from smsurgery.grpc_requests import grpc_request
-from smsurgery.request_body import build_request
-from smsurgery.target import PublishTarget
-from smsurgery.warmup import (
+from smsurgery.publishing.target import PublishTarget
+from smsurgery.serving.grpc_requests import grpc_request
+from smsurgery.serving.request_body import build_request
+from smsurgery.serving.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILE,
     crc32c,

@@ -14,7 +14,7 @@ import sys
 import typer
 
 from smsurgery.cli import boundary
-from smsurgery.errors import SmsurgeryError
+from smsurgery.core.errors import SmsurgeryError
 
 app = typer.Typer(
     name="smsurgery",
@@ -56,7 +56,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 
 def _print_version(value: bool) -> None:
     if value:
-        from smsurgery.versions_info import version_line
+        from smsurgery.cli.version import version_line
 
         sys.stdout.write(version_line() + "\n")
         raise typer.Exit()

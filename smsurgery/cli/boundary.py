@@ -105,7 +105,7 @@ def silence_stdout() -> None:
 
 def published_paths() -> list[Any]:
     """Versions this process published (none if the publisher was never imported)."""
-    publish = sys.modules.get("smsurgery.publish")
+    publish = sys.modules.get("smsurgery.publishing.atomic")
     return list(getattr(publish, "PUBLISHED", []))
 
 

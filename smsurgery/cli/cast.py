@@ -9,8 +9,8 @@ import typer
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import EditSignatureOpt, run_edits
-from smsurgery.edits import CastInput
-from smsurgery.target import PublishTarget
+from smsurgery.edits.kinds import CastInput
+from smsurgery.publishing.target import PublishTarget
 
 input_app = typer.Typer(help="Change what a signature's input accepts.", no_args_is_help=True)
 

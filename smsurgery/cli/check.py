@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, out, parse_tags, print_json
-from smsurgery.errors import SmsurgeryError
+from smsurgery.core.errors import SmsurgeryError
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
 FORMATS = ("text", "markdown")
@@ -46,7 +46,7 @@ def check_command(
     ] = None,
 ) -> None:
     """Report what would make TensorFlow Serving refuse or fail this version (exit 0 / 1 warnings / 3 errors)."""
-    from smsurgery.check import check
+    from smsurgery.inspect.check import check
 
     check_format(fmt)
     report = check(path, tags=parse_tags(tags), target_tf=target_tf, batching=batching, load=load)
@@ -54,7 +54,7 @@ def check_command(
     if as_json:
         print_json(data)
     elif fmt == "markdown":
-        from smsurgery.markdown import check_markdown
+        from smsurgery.inspect.markdown import check_markdown
 
         sys.stdout.write(check_markdown(data))
     else:

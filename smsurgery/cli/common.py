@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from smsurgery.layout import check_new_version
+from smsurgery.core.layout import check_new_version
 
 # Piped output is not cut to 80 columns: a table read by a script or saved to
 # a file keeps whole tensor names (`StatefulPartitionedCall_1:0`, not `Stateful…`).

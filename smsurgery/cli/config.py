@@ -16,7 +16,7 @@ from rich.text import Text
 
 from smsurgery.cli.check import SEVERITY_STYLES, FormatOpt, check_format, render_check
 from smsurgery.cli.common import JsonOpt, TagsOpt, note, out, parse_tags, print_json
-from smsurgery.errors import PublishError
+from smsurgery.core.errors import PublishError
 
 config_app = typer.Typer(help="Write or check a TensorFlow Serving models.config.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def config_write(
     ] = None,
 ) -> None:
     """Write a ModelServerConfig text proto (absolute base paths) for these model bases."""
-    from smsurgery.servingconfig import Policy, parse_labels, write_config
+    from smsurgery.serving.models_config import Policy, parse_labels, write_config
 
     text = write_config(bases, names or [], Policy.parse(policy), parse_labels(labels or []))
     if out_file is None:
@@ -65,7 +65,7 @@ def config_check(
     fmt: FormatOpt = "text",
 ) -> None:
     """Validate a models.config as Serving's server_core does, then check every version it would serve."""
-    from smsurgery.servingconfig import check_config
+    from smsurgery.serving.models_config import check_config
 
     check_format(fmt)
     report = check_config(path, root_dir=root_dir, tags=parse_tags(tags))
@@ -73,7 +73,7 @@ def config_check(
     if as_json:
         print_json(data)
     elif fmt == "markdown":
-        from smsurgery.markdown import config_markdown
+        from smsurgery.inspect.markdown import config_markdown
 
         sys.stdout.write(config_markdown(data))
     else:

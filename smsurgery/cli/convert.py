@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json, working
-from smsurgery.model import shape_text
+from smsurgery.core.model import shape_text
 
 if TYPE_CHECKING:
     from smsurgery.graph.convert import Candidates, ConvertReport

@@ -9,8 +9,8 @@ import typer
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import run_edits
-from smsurgery.edits import SetDevices, StripDevices
-from smsurgery.target import PublishTarget
+from smsurgery.edits.kinds import SetDevices, StripDevices
+from smsurgery.publishing.target import PublishTarget
 
 devices_app = typer.Typer(help="Clear or rewrite device placements.", no_args_is_help=True)
 MatchOpt = Annotated[

@@ -14,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json
-from smsurgery.diff import DiffReport, diff
-from smsurgery.errors import SmsurgeryError
-from smsurgery.model import METHOD_PREFIX, shape_text
+from smsurgery.core.errors import SmsurgeryError
+from smsurgery.core.model import METHOD_PREFIX, shape_text
+from smsurgery.inspect.diff import DiffReport, diff
 
 VERDICT_STYLES = {"breaking": "bold red", "compatible": "yellow", "internal": "dim"}
 _DEEP_GROUPS = {"variable": "variables (--deep)", "file": "files under assets/ and assets.extra/ (--deep)"}
@@ -52,7 +52,7 @@ def diff_command(
     if as_json:
         print_json(report.to_json())
     elif fmt == "markdown":
-        from smsurgery.markdown import diff_markdown
+        from smsurgery.inspect.markdown import diff_markdown
 
         sys.stdout.write(diff_markdown(report.to_json()))
     else:

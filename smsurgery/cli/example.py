@@ -8,7 +8,7 @@ import typer
 
 from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, print_json, working
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.target import PublishTarget
 
 
 @publish_options

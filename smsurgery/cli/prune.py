@@ -9,9 +9,9 @@ import typer
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, out, parse_tags
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import run_edits
-from smsurgery.edits import Prune
-from smsurgery.prune import unreached
-from smsurgery.target import PublishTarget
+from smsurgery.edits.kinds import Prune
+from smsurgery.edits.prune import unreached
+from smsurgery.publishing.target import PublishTarget
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List what would go and the bytes saved; write nothing.")]
 
@@ -29,8 +29,8 @@ def prune(
 
 
 def _dry_run(path: str, tags: str | None) -> None:
-    from smsurgery.editing import Draft
-    from smsurgery.model import read
+    from smsurgery.core.model import read
+    from smsurgery.edits.draft import Draft
 
     draft = Draft(read(path), parse_tags(tags))
     before = draft.saved_model.ByteSize()

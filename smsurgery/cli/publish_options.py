@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.target import PublishTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from smsurgery.cli.common import JsonOpt, err, note, out, print_json, warn
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.target import PublishTarget
 
 RecipeArg = Annotated[str, typer.Argument(metavar="RECIPE", help="Recipe file (TOML, or JSON).", show_default=False)]
 BasesArg = Annotated[

@@ -6,7 +6,7 @@ import typer
 
 from smsurgery.cli.common import PathArg, TagsOpt, note, out, parse_tags, warn
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.target import PublishTarget
 
 
 @publish_options

@@ -24,12 +24,12 @@ from smsurgery.cli.common import (
     working,
 )
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.errors import InvalidRequest, PathNotFound
-from smsurgery.target import PublishTarget
-from smsurgery.user_files import BODY_LIMIT, read_user_file
+from smsurgery.core.errors import InvalidRequest, PathNotFound
+from smsurgery.core.user_files import BODY_LIMIT, read_user_file
+from smsurgery.publishing.target import PublishTarget
 
 if TYPE_CHECKING:  # the request builders import numpy: only when a command runs, not for --help
-    from smsurgery.request_body import BuiltRequest
+    from smsurgery.serving.request_body import BuiltRequest
 
 InputOpt = Annotated[
     list[str] | None,
@@ -65,8 +65,8 @@ def _build(
     rest: bool = True,
     model_name: str | None = None,
 ) -> BuiltRequest:
-    from smsurgery.examples import parse_input_flags
-    from smsurgery.request_body import build_request
+    from smsurgery.serving.request_body import build_request
+    from smsurgery.serving.tf_example import parse_input_flags
 
     built = build_request(
         path,
@@ -131,7 +131,7 @@ def request(
     built = _build(path, version, tags, signature, method, fmt, inputs, batch, rest=not grpc, model_name=model_name)
     _warn_notes(built)
     if grpc:
-        from smsurgery.grpc_requests import grpc_request, message_text
+        from smsurgery.serving.grpc_requests import grpc_request, message_text
 
         message = grpc_request(built)
         if out is None:
@@ -143,7 +143,7 @@ def request(
         return
     if out is not None:
         _write(out, (built.text() + "\n").encode("utf-8"))
-    from smsurgery.request_body import curl_line
+    from smsurgery.serving.request_body import curl_line
 
     line = curl_line(built, host, body_file=str(out) if out is not None else None)
     if curl:
@@ -195,8 +195,8 @@ def run(
 
 def _warn_serving_tags(path: str, version: int | None, tags: str | None) -> None:
     """With the default tag rule, say so when Serving (which wants `serve`) would not load the model."""
-    from smsurgery.model import read
-    from smsurgery.tags import serving_tags_warning
+    from smsurgery.core.model import read
+    from smsurgery.edits.tags import serving_tags_warning
 
     if tags is not None:
         return
@@ -226,7 +226,7 @@ def warmup(
 
     Verification runs the request once through the TF1 loader first, as Serving will at load time.
     """
-    from smsurgery.warmup import publish_warmup, warmup_bytes
+    from smsurgery.serving.warmup import publish_warmup, warmup_bytes
 
     built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything

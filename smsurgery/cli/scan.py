@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt, err, out, parse_tags, print_json
-from smsurgery.scan import scan as scan_path
+from smsurgery.inspect.scan import scan as scan_path
 
 EXIT_FOUND = 3
 

@@ -9,11 +9,11 @@ import typer
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, parse_tags
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import EditSignatureOpt, run_edits
-from smsurgery.edits import SetShape
-from smsurgery.errors import InvalidEdit
-from smsurgery.model import read
-from smsurgery.shapes import parse_dims
-from smsurgery.target import PublishTarget
+from smsurgery.core.errors import InvalidEdit
+from smsurgery.core.model import read
+from smsurgery.edits.kinds import SetShape
+from smsurgery.edits.shapes import parse_dims
+from smsurgery.publishing.target import PublishTarget
 
 shape_app = typer.Typer(help="Change the shape of a signature's input (batch 1 -> dynamic).", no_args_is_help=True)
 BatchOpt = Annotated[

@@ -20,8 +20,8 @@ from smsurgery.cli.common import (
     tensor_location,
     warn,
 )
-from smsurgery.describe import describe
-from smsurgery.model import shape_text
+from smsurgery.core.model import shape_text
+from smsurgery.inspect.describe import describe
 
 
 def show(

@@ -1,6 +1,6 @@
 """`smsurgery signature|alias|output ...` (edits published as a new version) and `smsurgery compare`.
 
-Every edit command is one call of `smsurgery.editing.edit` plus rendering:
+Every edit command is one call of `smsurgery.edits.draft.edit` plus rendering:
 the new version's path and the list of changes on stdout (or `--json`),
 warnings, verification and copy progress on stderr.
 """
@@ -28,7 +28,10 @@ from smsurgery.cli.common import (
     working,
 )
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.edits import (
+from smsurgery.core.errors import InvalidEdit
+from smsurgery.core.tensor_pairs import parse_tensor_pairs
+from smsurgery.core.user_files import EDITS_LIMIT, read_user_file
+from smsurgery.edits.kinds import (
     AddOutput,
     AddSignature,
     Edit,
@@ -40,10 +43,7 @@ from smsurgery.edits import (
     SetDefault,
     edit_from_json,
 )
-from smsurgery.errors import InvalidEdit
-from smsurgery.target import PublishTarget
-from smsurgery.tensor_pairs import parse_tensor_pairs
-from smsurgery.user_files import EDITS_LIMIT, read_user_file
+from smsurgery.publishing.target import PublishTarget
 
 signature_app = typer.Typer(help="Add, rename or remove signatures; choose the default.", no_args_is_help=True)
 alias_app = typer.Typer(help="Rename an input or output, or point it at another tensor.", no_args_is_help=True)
@@ -97,7 +97,7 @@ def run_edits(
     path: str, edits: list[Edit], *, tags: str | None, target: PublishTarget, drop_object_graph: bool, as_json: bool
 ) -> None:
     """Apply, publish, render: the body every edit command shares."""
-    from smsurgery.editing import edit
+    from smsurgery.edits.draft import edit
 
     progress = CopyProgress()
     message = "editing, then verifying the new version under TensorFlow" if target.verify else "editing"

@@ -9,8 +9,8 @@ import typer
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import run_edits
-from smsurgery.edits import AddTags, SetTags
-from smsurgery.target import PublishTarget
+from smsurgery.edits.kinds import AddTags, SetTags
+from smsurgery.publishing.target import PublishTarget
 
 tags_app = typer.Typer(help="Retag a meta graph for Serving, or add a tag set.", no_args_is_help=True)
 NewTagsArg = Annotated[

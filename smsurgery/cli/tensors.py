@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, note, out, parse_tags, print_json
-from smsurgery.model import shape_text
-from smsurgery.tensor_index import list_tensors
+from smsurgery.core.model import shape_text
+from smsurgery.core.tensor_index import list_tensors
 
 MAX_LAYERS_SHOWN = 30
 

@@ -19,9 +19,9 @@ in front or behind. The rest is shared and lives here:
   folder: the new signature under both loaders must equal the original
   signature with the same steps done eagerly (preprocessor, original,
   postprocessor), and every original signature must still give the
-  source's outputs, by the one comparison (`smsurgery.comparison`);
+  source's outputs, by the one comparison (`smsurgery.publishing.comparison`);
 - a record in the model of which new inputs carry image files
-  (`smsurgery.inputs_record`), so request, warmup and sample inputs send
+  (`smsurgery.attach.inputs_record`), so request, warmup and sample inputs send
   images without guessing from names;
 - where the new signature takes any batch, its outputs declare an unknown
   batch dimension (a fixed-batch model fed a batch of images returns that
@@ -39,15 +39,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smsurgery.comparison import OutputsComparison, Tolerance, compare_outputs
-from smsurgery.errors import LoaderFailed, VerificationFailed
+from smsurgery.attach.inputs_record import image_inputs, merge_record
+from smsurgery.core.errors import LoaderFailed, VerificationFailed
+from smsurgery.core.model import MetaGraph, SavedModelFile, SignatureView
 from smsurgery.graph.export import publish_editable, publish_saved
 from smsurgery.graph.rewire import front_signature
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, run_tf2
-from smsurgery.inputs_record import image_inputs, merge_record
-from smsurgery.model import MetaGraph, SavedModelFile, SignatureView
-from smsurgery.reexport import PublishedVersion
-from smsurgery.samples import sample_inputs
+from smsurgery.publishing.comparison import OutputsComparison, Tolerance, compare_outputs
+from smsurgery.publishing.new_version import PublishedVersion
+from smsurgery.serving.samples import sample_inputs
 
 
 class Preprocessor(Protocol):
@@ -253,7 +253,7 @@ def set_method_name(staging: Path, tags: tuple[str, ...], key: str, method_name:
     The staged fingerprint.pb hashes the old saved_model.pb, so it is removed
     (loaders do not need it; smsurgery never carries it over either).
     """
-    from smsurgery.protos import SavedModel
+    from smsurgery.core.protos import SavedModel
 
     path = staging / "saved_model.pb"
     saved_model = SavedModel()

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import compare_arrays
-from smsurgery.errors import SmsurgeryError
+from smsurgery.core.errors import SmsurgeryError
+from smsurgery.core.model import read
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
-from smsurgery.model import read
-from smsurgery.samples import numpy_dtype, sample_inputs
+from smsurgery.publishing.comparison import compare_arrays
+from smsurgery.serving.samples import numpy_dtype, sample_inputs
 
 
 def _differences(expected: dict, actual: dict, what: str) -> list[str]:

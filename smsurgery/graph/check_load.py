@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery import protos
-from smsurgery.errors import InvalidRequest, LoaderFailed, SmsurgeryError
-from smsurgery.findings import Finding, finding
+from smsurgery.core import protos
+from smsurgery.core.errors import InvalidRequest, LoaderFailed, SmsurgeryError
+from smsurgery.core.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView
 from smsurgery.graph.run import Runner
 from smsurgery.graph.session import import_tf, load_session
-from smsurgery.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView
-from smsurgery.request_body import build_request
-from smsurgery.samples import sample_inputs
-from smsurgery.warmup import WARMUP_FILE, read_tfrecord
+from smsurgery.inspect.findings import Finding, finding
+from smsurgery.serving.request_body import build_request
+from smsurgery.serving.samples import sample_inputs
+from smsurgery.serving.warmup import WARMUP_FILE, read_tfrecord
 
 
 def load_findings(model: SavedModelFile, tags: tuple[str, ...]) -> tuple[list[Finding], bool]:

@@ -30,9 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smsurgery import formats, protos
-from smsurgery.comparison import Tolerance, compare_outputs, tolerance
-from smsurgery.errors import (
+from smsurgery.core import formats, protos
+from smsurgery.core.errors import (
     CorruptModel,
     InvalidEdit,
     InvalidName,
@@ -43,14 +42,15 @@ from smsurgery.errors import (
     VerificationFailed,
     listing,
 )
-from smsurgery.formats import SourceFormat
+from smsurgery.core.formats import SourceFormat
+from smsurgery.core.layout import has_saved_model, list_versions
+from smsurgery.core.model import METHOD_PREFIX, SignatureView, parse_saved_model, signature_view
+from smsurgery.core.tensor_pairs import parse_tensor_pairs
 from smsurgery.graph.export import write_session
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, load_session, session_for
-from smsurgery.layout import has_saved_model, list_versions
-from smsurgery.model import METHOD_PREFIX, SignatureView, parse_saved_model, signature_view
-from smsurgery.publish import next_version, staged_version
-from smsurgery.samples import sample_inputs
-from smsurgery.tensor_pairs import parse_tensor_pairs
+from smsurgery.publishing.atomic import next_version, staged_version
+from smsurgery.publishing.comparison import Tolerance, compare_outputs, tolerance
+from smsurgery.serving.samples import sample_inputs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 CANDIDATES_SCHEMA = "smsurgery.convert.candidates/1"

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery import formats, protos
-from smsurgery.errors import InvalidEdit, UnsupportedModel, listing
-from smsurgery.formats import SourceFormat
+from smsurgery.core import formats, protos
+from smsurgery.core.errors import InvalidEdit, UnsupportedModel, listing
+from smsurgery.core.formats import SourceFormat
+from smsurgery.core.model import METHOD_PREFIX, SignatureView
 from smsurgery.graph.convert import Candidate, Candidates
 from smsurgery.graph.export import write_saved
 from smsurgery.graph.session import first_line, import_tf
-from smsurgery.model import METHOD_PREFIX, SignatureView
 
 _KERAS_SUFFIX = {formats.KERAS_V3: ".keras", formats.KERAS_H5: ".h5"}
 H5_WAY_OUT = (

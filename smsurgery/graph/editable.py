@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery import protos
-from smsurgery.errors import LoaderFailed, SignatureNotFound, listing
+from smsurgery.core import protos
+from smsurgery.core.errors import LoaderFailed, SignatureNotFound, listing
+from smsurgery.core.integrity import require_safe_tree
+from smsurgery.core.layout import ModelRef
+from smsurgery.core.model import MetaGraph, SavedModelFile, read
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, session_for
-from smsurgery.integrity import require_safe_tree
-from smsurgery.layout import ModelRef
-from smsurgery.model import MetaGraph, SavedModelFile, read
 
 ASSETS_KEY = "saved_model_assets"
 MAIN_OP_KEYS = ("saved_model_main_op", "legacy_init_op")

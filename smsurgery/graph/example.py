@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import tolerance
-from smsurgery.example_plan import INPUT_ALIAS, ExampleFeature, ExamplePlan, plan_example_input, sample_values
+from smsurgery.attach.example_plan import INPUT_ALIAS, ExampleFeature, ExamplePlan, plan_example_input, sample_values
+from smsurgery.attach.image_plan import ImageSpec
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
 from smsurgery.graph.image import decode_images, sample_jpeg
-from smsurgery.graph.image_plan import ImageSpec
+from smsurgery.publishing.comparison import tolerance
 
 SCHEMA = "smsurgery.example-input/1"
 SAMPLE_EXAMPLES = 3

@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from smsurgery.errors import PublishError
+from smsurgery.core.errors import PublishError
 from smsurgery.graph.editable import ASSETS_KEY, MAIN_OP_KEYS, EditableGraph
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf
-from smsurgery.publish import CarryReport, carry_over, staged_version
-from smsurgery.reexport import PublishedVersion
+from smsurgery.publishing.atomic import CarryReport, carry_over, staged_version
+from smsurgery.publishing.new_version import PublishedVersion
 
 Check = Callable[[Path], None]  # runs on the complete staging folder; raises to abort the publish
 EXTRA = "assets.extra"

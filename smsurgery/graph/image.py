@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import tolerance
+from smsurgery.attach.image_plan import ImagePlan, ImageSpec, plan_image_input
+from smsurgery.attach.image_presets import MODE_ARITHMETIC
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
-from smsurgery.graph.image_plan import ImagePlan, ImageSpec, plan_image_input
-from smsurgery.image_presets import MODE_ARITHMETIC
+from smsurgery.publishing.comparison import tolerance
 
 SCHEMA = "smsurgery.image-input/1"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -315,7 +315,7 @@ def add_image_input(
     `options` are those of `plan_image_input` (input, input_name, size,
     channels, resize, preserve_aspect_ratio, scale, mean, std, target,
     keep_original_as, replace, base64_in_graph, route); `rtol`/`atol` the
-    tolerance of the check (defaults: `smsurgery.comparison`). Every bad input is
+    tolerance of the check (defaults: `smsurgery.publishing.comparison`). Every bad input is
     refused before TensorFlow starts and before anything is written.
     """
     started = time.perf_counter()

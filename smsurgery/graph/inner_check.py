@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import compare_arrays
-from smsurgery.errors import SmsurgeryError, VerificationFailed
-from smsurgery.function_outputs import Trace, root_name, trace_output
+from smsurgery.core.errors import SmsurgeryError, VerificationFailed
+from smsurgery.core.graphmodel import parse_input
+from smsurgery.core.model import INIT_OP_SIGNATURE, read
+from smsurgery.edits.function_outputs import Trace, root_name, trace_output
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, session_for
-from smsurgery.graphmodel import parse_input
-from smsurgery.model import INIT_OP_SIGNATURE, read
-from smsurgery.samples import sample_inputs
+from smsurgery.publishing.comparison import compare_arrays
+from smsurgery.serving.samples import sample_inputs
 
 BATCH, SEED = 2, 0
 

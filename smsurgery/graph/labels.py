@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smsurgery.comparison import tolerance
+from smsurgery.attach.labels_plan import ASSET_NAME, LabelsPlan, plan_labels
 from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
-from smsurgery.labels_plan import ASSET_NAME, LabelsPlan, plan_labels
+from smsurgery.publishing.comparison import tolerance
 
 SCHEMA = "smsurgery.labels/1"
 

@@ -1,7 +1,7 @@
 """Re-export a TF2 model through TensorFlow so that the TF1 session loader (Serving) runs it.
 
 Keras 3 models saved with `tf.saved_model.save` run under `tf.saved_model.load`
-but not under the TF1 loader (see `smsurgery.restore_check`). Loading the
+but not under the TF1 loader (see `smsurgery.inspect.restore_check`). Loading the
 object graph and saving the loaded object again with every signature
 (`tf.saved_model.save(loaded, signatures=loaded.signatures)`) writes one set
 of variable handles that the saver restores: observed with TF 2.21, the
@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery.comparison import compare_arrays
-from smsurgery.errors import SmsurgeryError, UnsupportedModel, VerificationFailed
+from smsurgery.core.errors import SmsurgeryError, UnsupportedModel, VerificationFailed
+from smsurgery.core.integrity import require_intact
+from smsurgery.core.layout import ModelRef
+from smsurgery.core.model import MetaGraph, read
 from smsurgery.graph.export import publish_saved
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session, load_tf2, run_tf2
-from smsurgery.integrity import require_intact
-from smsurgery.layout import ModelRef
-from smsurgery.model import MetaGraph, read
-from smsurgery.reexport import DEFAULT_TARGET, PublishedVersion, target_base
-from smsurgery.samples import sample_inputs
-from smsurgery.target import PublishTarget
+from smsurgery.publishing.comparison import compare_arrays
+from smsurgery.publishing.new_version import DEFAULT_TARGET, PublishedVersion, target_base
+from smsurgery.publishing.target import PublishTarget
+from smsurgery.serving.samples import sample_inputs
 
 
 @dataclass

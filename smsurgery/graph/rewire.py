@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smsurgery.errors import DtypeMismatch, TensorNotFound
+from smsurgery.core.errors import DtypeMismatch, TensorNotFound
 from smsurgery.graph.session import import_tf
 
 

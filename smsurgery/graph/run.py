@@ -23,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.errors import InvalidRequest
-from smsurgery.examples import (
+from smsurgery.core.errors import InvalidRequest
+from smsurgery.core.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView, read
+from smsurgery.graph.session import Session, import_tf, load_session
+from smsurgery.serving.grpc_requests import examples_call, predict_arrays
+from smsurgery.serving.request_body import BuiltRequest, signature_lookup
+from smsurgery.serving.rest import EXAMPLES, Response, check_predict, loads, parse_predict, predict_response
+from smsurgery.serving.tf_example import (
     ExamplesCall,
     classify_response,
     examples_signature,
@@ -32,11 +37,6 @@ from smsurgery.examples import (
     parse_examples,
     regress_response,
 )
-from smsurgery.graph.session import Session, import_tf, load_session
-from smsurgery.grpc_requests import examples_call, predict_arrays
-from smsurgery.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, SignatureView, read
-from smsurgery.request_body import BuiltRequest, signature_lookup
-from smsurgery.serving import EXAMPLES, Response, check_predict, loads, parse_predict, predict_response
 
 
 @dataclass(frozen=True)

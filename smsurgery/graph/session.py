@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.errors import LoaderFailed, SignatureNotFound, UnsupportedModel, listing
-from smsurgery.integrity import require_safe_tree
+from smsurgery.core.errors import LoaderFailed, SignatureNotFound, UnsupportedModel, listing
+from smsurgery.core.integrity import require_safe_tree
 
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 
@@ -106,7 +106,7 @@ class Session:
         feed_dict = {}
         for alias, value in feeds.items():
             if alias not in signature.inputs:
-                from smsurgery.errors import AliasNotFound
+                from smsurgery.core.errors import AliasNotFound
 
                 raise AliasNotFound(
                     f"no input '{alias}' in signature '{key}'", hint=f"it has: {listing(sorted(signature.inputs))}"

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from smsurgery.errors import SmsurgeryError
+from smsurgery.core.errors import SmsurgeryError
+from smsurgery.core.model import read
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
-from smsurgery.model import read
-from smsurgery.samples import sample_array, sample_inputs
+from smsurgery.serving.samples import sample_array, sample_inputs
 
 TRIAL_SIZES = (2, 3)
 

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from smsurgery.comparison import Tolerance, compare_arrays, tolerance
-from smsurgery.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
+from smsurgery.core.errors import InvalidRequest, LoaderFailed, SignatureNotFound, SmsurgeryError, listing
+from smsurgery.core.model import SignatureView, read
 from smsurgery.graph.session import first_line, load_session, load_tf2, run_tf2
-from smsurgery.model import SignatureView, read
-from smsurgery.samples import numpy_dtype, sample_inputs
-from smsurgery.verify_scope import untouched_signatures
+from smsurgery.publishing.comparison import Tolerance, compare_arrays, tolerance
+from smsurgery.publishing.verify_scope import untouched_signatures
+from smsurgery.serving.samples import numpy_dtype, sample_inputs
 
 SAMPLE_BATCH = 2
 SAMPLE_SEED = 0

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from smsurgery.publishing.target import PublishTarget
 from smsurgery.recipes.apply import ApplyReport, ModelOutcome, apply
 from smsurgery.recipes.plan import PlanReport, plan
 from smsurgery.recipes.recipe_file import RecipeFile, Step, parse, read_recipe
-from smsurgery.target import PublishTarget
 
 __all__ = ["ApplyReport", "ModelOutcome", "PlanReport", "Recipe", "Step", "load", "parse"]
 

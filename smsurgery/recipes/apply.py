@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery.editing import publish
-from smsurgery.errors import InvalidOption, SmsurgeryError
+from smsurgery.core.errors import InvalidOption, SmsurgeryError
+from smsurgery.edits.draft import publish
+from smsurgery.publishing.target import PublishTarget
 from smsurgery.recipes.plan import plan_model
 from smsurgery.recipes.recipe_file import RecipeFile
-from smsurgery.target import PublishTarget
 
 APPLY_SCHEMA = "smsurgery.apply/1"
 OUTCOMES = ("published", "unchanged", "refused", "failed", "not run")

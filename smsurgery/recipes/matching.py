@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from smsurgery.model import MetaGraph
+from smsurgery.core.model import MetaGraph
 
 
 def mismatch(rules: Mapping[str, str], meta: MetaGraph) -> str | None:

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery.diff import compare_models
-from smsurgery.editing import Draft
-from smsurgery.errors import InvalidOption, PathNotFound, SmsurgeryError
-from smsurgery.integrity import require_intact
-from smsurgery.model import MetaGraph, SavedModelFile, read
+from smsurgery.core.errors import InvalidOption, PathNotFound, SmsurgeryError
+from smsurgery.core.integrity import require_intact
+from smsurgery.core.model import MetaGraph, SavedModelFile, read
+from smsurgery.core.user_files import EDITS_LIMIT, read_user_file
+from smsurgery.edits.draft import Draft
+from smsurgery.edits.validate import problems, validate
+from smsurgery.inspect.diff import compare_models
 from smsurgery.recipes.matching import mismatch
 from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
-from smsurgery.user_files import EDITS_LIMIT, read_user_file
-from smsurgery.validate import problems, validate
 
 PLAN_SCHEMA = "smsurgery.plan/1"
 
@@ -131,8 +131,8 @@ def _check_findings(source: SavedModelFile, edited: SavedModelFile, tags: tuple[
     The fingerprint family is left out: a new version is written without
     fingerprint.pb, and the source's would read as stale for the edited protos.
     """
-    from smsurgery.check import model_findings
-    from smsurgery.oplist import load as load_oplist
+    from smsurgery.core.oplist import load as load_oplist
+    from smsurgery.inspect.check import model_findings
 
     target = load_oplist(None)
     found = [f for f in model_findings(edited, tags, target) if not f.code.startswith("SM-FINGERPRINT")]

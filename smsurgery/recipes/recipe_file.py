@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery.edits import Edit, edit_from_json
-from smsurgery.errors import InvalidEdit, PathNotFound, SmsurgeryError, listing
-from smsurgery.user_files import read_user_file
+from smsurgery.core.errors import InvalidEdit, PathNotFound, SmsurgeryError, listing
+from smsurgery.core.user_files import read_user_file
+from smsurgery.edits.kinds import Edit, edit_from_json
 
 RECIPE_SCHEMA = "smsurgery.recipe/1"
 VERDICTS = ("unchanged", "internal", "compatible", "breaking")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from smsurgery import protos
-from smsurgery.model import parse_saved_model
+from smsurgery.core import protos
+from smsurgery.core.model import parse_saved_model
 
 SOURCE_MODEL = "tf1_lookup"
 SHARD = "variables/variables.data-00000-of-00001"

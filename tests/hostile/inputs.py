@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smsurgery.model import parse_saved_model
+from smsurgery.core.model import parse_saved_model
 
 # What a case needs: (temporary folder, the model base it may use) -> the CLI arguments.
 Make = Callable[[Path, Path], list[str]]

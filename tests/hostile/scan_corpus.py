@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smsurgery import protos
-from smsurgery.scan import CHECKPOINT_OPS, DENYLIST
-from smsurgery.scan_ops import ATTR_JUDGED, GRAPH_CARRIERS, TABLE_FROM_FILE
+from smsurgery.core import protos
+from smsurgery.inspect.scan import CHECKPOINT_OPS, DENYLIST
+from smsurgery.inspect.scan_ops import ATTR_JUDGED, GRAPH_CARRIERS, TABLE_FROM_FILE
 
 LINKS = (
     "call", "partitioned", "stateful_partitioned", "custom_func_attr", "custom_list_attr", "nested_attr",

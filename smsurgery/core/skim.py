@@ -1,0 +1,217 @@
+"""Read a `saved_model.pb` without its graphs: walk the wire format, parse only the small fields.
+
+A frozen model's `saved_model.pb` can be 1 GB, and nearly all of it is
+`MetaGraphDef.graph_def` (field 2: nodes, constants, and every function
+body of a TF2 export). `show`, `diff` and `request` need the other fields:
+`meta_info_def` (1), `saver_def` (3), `collection_def` (4),
+`signature_def` (5), `asset_file_def` (6) and `object_graph_def` (7). So
+we walk the tags of `SavedModel` {schema version = 1, meta_graphs = 2} and
+of each `MetaGraphDef` ourselves, through a read-only mmap, seek past every
+`graph_def`, and hand the bytes of the other fields to protobuf. Pages of
+the graph are never touched; memory stays roughly constant in graph size.
+
+The walk also records where each field lies (`FieldSpan`), which is what
+`splice` needs to copy untouched fields byte for byte. Anything the walk
+does not understand (a group, a truncated length) returns None and the
+caller parses the whole file as before, so error messages do not change.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smsurgery.core import protos
+
+META_GRAPHS = 2  # SavedModel.meta_graphs
+GRAPH_DEF = 2  # MetaGraphDef.graph_def
+_LENGTH_DELIMITED = 2
+
+
+@dataclass(frozen=True)
+class FieldSpan:
+    """One field occurrence: `start`..`end` is tag + length + payload; payload starts at `body`."""
+
+    number: int
+    wire_type: int
+    start: int
+    body: int
+    end: int
+
+
+@dataclass(frozen=True)
+class MetaGraphLayout:
+    """A `meta_graphs` occurrence of the file and the fields inside it, in file order."""
+
+    span: FieldSpan
+    fields: tuple[FieldSpan, ...]
+
+    @property
+    def graph_spans(self) -> tuple[FieldSpan, ...]:
+        return tuple(f for f in self.fields if f.number == GRAPH_DEF and f.wire_type == _LENGTH_DELIMITED)
+
+    @property
+    def graph_bytes(self) -> int:
+        return sum(f.end - f.body for f in self.graph_spans)
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """Where every top-level field and every meta graph's fields lie in the file."""
+
+    size: int
+    fields: tuple[FieldSpan, ...]  # top level, in file order
+    meta_graphs: tuple[MetaGraphLayout, ...]
+
+
+def _varint(data: Any, position: int, end: int) -> tuple[int, int] | None:
+    result, shift = 0, 0
+    while position < end and shift < 64:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7
+    return None
+
+
+def _fields(data: Any, start: int, end: int) -> list[FieldSpan] | None:
+    """The fields between `start` and `end`, or None when the bytes are not a plain message."""
+    found: list[FieldSpan] = []
+    position = start
+    while position < end:
+        tag = _varint(data, position, end)
+        if tag is None or tag[0] >> 3 == 0:
+            return None
+        (key, body) = tag
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value = _varint(data, body, end)
+            if value is None:
+                return None
+            field_end = value[1]
+        elif wire_type == 1:
+            field_end = body + 8
+        elif wire_type == 5:
+            field_end = body + 4
+        elif wire_type == _LENGTH_DELIMITED:
+            length = _varint(data, body, end)
+            if length is None:
+                return None
+            body, field_end = length[1], length[1] + length[0]
+        else:  # groups (3, 4) and invalid wire types: leave them to protobuf
+            return None
+        if field_end > end:
+            return None
+        found.append(FieldSpan(number, wire_type, position, body, field_end))
+        position = field_end
+    return found
+
+
+def layout(data: Any) -> FileLayout | None:
+    """Walk `SavedModel` and each `MetaGraphDef`; None when protobuf should judge the bytes."""
+    top = _fields(data, 0, len(data))
+    if top is None:
+        return None
+    metas = []
+    for span in top:
+        if span.number == META_GRAPHS:
+            if span.wire_type != _LENGTH_DELIMITED:
+                return None
+            inner = _fields(data, span.body, span.end)
+            if inner is None:
+                return None
+            metas.append(MetaGraphLayout(span, tuple(inner)))
+    return FileLayout(len(data), tuple(top), tuple(metas))
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | 0x80 if value else byte)
+        if not value:
+            return bytes(out)
+
+
+def length_delimited(number: int, payload_length: int) -> bytes:
+    """The tag and length that precede a length-delimited field of `payload_length` bytes."""
+    return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(payload_length)
+
+
+def small_meta_bytes(data: Any, meta: MetaGraphLayout) -> bytes:
+    """The meta graph's bytes without `graph_def`: every other field, verbatim, in file order."""
+    return b"".join(bytes(data[f.start : f.end]) for f in meta.fields if f not in meta.graph_spans)
+
+
+def graph_def_bytes(data: Any, meta: MetaGraphLayout) -> bytes:
+    """The payload of `graph_def` (several occurrences merge, as protobuf merges them)."""
+    return b"".join(bytes(data[f.body : f.end]) for f in meta.graph_spans)
+
+
+@dataclass
+class Skim:
+    """A `saved_model.pb` opened for reading: its layout, the small fields parsed, the graph on demand."""
+
+    path: Path
+    data: mmap.mmap | bytes
+    file_layout: FileLayout
+    saved_model: Any  # a SavedModel whose meta graphs have no graph_def
+
+    def graph_def(self, position: int) -> Any:
+        """Meta graph `position`'s GraphDef, parsed from the file (the caller caches it)."""
+        graph = protos.graph_def_class()()
+        meta = self.file_layout.meta_graphs[position]
+        if len(meta.graph_spans) == 1:  # parse from the mapping itself: no copy of a 1 GB graph in bytes
+            span = meta.graph_spans[0]
+            with memoryview(self.data) as whole, whole[span.body : span.end] as view:
+                graph.ParseFromString(view)
+        else:
+            graph.ParseFromString(graph_def_bytes(self.data, meta))
+        self.release()
+        return graph
+
+    def release(self) -> None:
+        """Drop the file's pages from this process's resident set (they stay in the page cache)."""
+        if isinstance(self.data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self.data.madvise(mmap.MADV_DONTNEED)
+
+
+def _open(path: Path) -> mmap.mmap | bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            if size == 0:
+                return None
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None  # unreadable or not mmap-able (a pipe): the full parse reports it
+
+
+def skim(path: Path) -> Skim | None:
+    """The small fields of a binary `saved_model.pb`, or None to fall back to a full parse."""
+    if path.suffix == ".pbtxt":
+        return None
+    data = _open(path)
+    if data is None:
+        return None
+    found = layout(data)
+    if found is None or not found.meta_graphs:
+        return None
+    parts = []
+    for span in found.fields:
+        if span.number != META_GRAPHS:
+            parts.append(bytes(data[span.start : span.end]))
+    for meta in found.meta_graphs:
+        payload = small_meta_bytes(data, meta)
+        parts.append(length_delimited(META_GRAPHS, len(payload)) + payload)
+    saved_model = protos.SavedModel()
+    try:
+        saved_model.ParseFromString(b"".join(parts))
+    except Exception:
+        return None
+    return Skim(path=path, data=data, file_layout=found, saved_model=saved_model)

@@ -1,0 +1,67 @@
+"""What `show` reports about a model, as one JSON-ready dict.
+
+The dict is the documented, stable schema of `smsurgery show --json`
+(`"schema": "smsurgery.show/1"`); the rich tables are rendered from it, so a
+Python caller, the JSON and the tables never disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from smsurgery.core.integrity import require_intact
+from smsurgery.core.layout import scan_versions
+from smsurgery.core.model import DEFAULT_TAGS, SavedModelFile, read
+from smsurgery.edits.devices import placements
+from smsurgery.inspect.show_warnings import show_warnings
+
+SHOW_SCHEMA = "smsurgery.show/1"
+
+
+def describe(
+    path: str | Path,
+    *,
+    version: int | None = None,
+    tags: tuple[str, ...] | None = None,
+    signature: str | None = None,
+    ops: bool = False,
+) -> dict[str, Any]:
+    model = read(path, version)
+    return describe_model(model, tags=tags, signature=signature, ops=ops)
+
+
+def describe_model(
+    model: SavedModelFile,
+    *,
+    tags: tuple[str, ...] | None = None,
+    signature: str | None = None,
+    ops: bool = False,
+) -> dict[str, Any]:
+    meta = model.meta_graph(tags)
+    require_intact(model)  # a missing shard or an escaping symlink is an error, not a detail
+    signatures = [meta.signature(signature)] if signature is not None else meta.signatures()
+    ref = model.ref
+    listing = scan_versions(ref.base) if ref.base is not None else None
+    variables = model.variables()
+    result: dict[str, Any] = {
+        "schema": SHOW_SCHEMA,
+        "path": str(ref.version_dir),
+        "base": str(ref.base) if ref.base is not None else None,
+        "version": ref.version,
+        "versions": sorted(listing.versions) if listing is not None else [],
+        "format": ref.saved_model_file.name,
+        "kind": meta.kind,
+        "tag_sets": [list(t) for t in model.tag_sets],
+        "tags": list(meta.tags),
+        "default_signature": meta.default_signature,
+        "signatures": {s.key: s.to_json() for s in signatures},
+        "variables": {"present": variables.present, "count": variables.count, "bytes": variables.bytes},
+        "assets": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets")],
+        "assets_extra": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets.extra")],
+        "placements": placements(meta.proto),
+    }
+    result["warnings"] = show_warnings(model, meta, listing, tags if tags is not None else DEFAULT_TAGS)
+    if ops:
+        result["ops"] = meta.op_histogram()
+    return result
