@@ -19,6 +19,7 @@ import pytest
 from smsurgery import read
 from smsurgery.graph.image import add_image_input
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
+from smsurgery.publishing.target import PublishTarget
 from smsurgery.serving.samples import sample_inputs
 from tests.conftest import tree_digest
 from tests.test_image_input_formats import jpeg, png
@@ -133,7 +134,7 @@ def test_keras_export_takes_bytes_under_both_loaders(model_copy) -> None:
 def test_tf1_export_with_a_second_input(model_copy) -> None:
     base = model_copy("tf1_image")
     source = tree_digest(base / "1")
-    report = add_image_input(base, verify=False)
+    report = add_image_input(base, target=PublishTarget(verify=False))
     assert (report.route, report.other_inputs, report.outputs) == ("session", ["temperature"], ["logits", "probs"])
     assert tree_digest(base / "1") == source
     temperature = np.array([0.5, 1.0, 2.0, 3.0, 7.0], np.float32)
@@ -161,7 +162,7 @@ def test_tf1_export_with_a_second_input(model_copy) -> None:
 def test_dynamic_size_as_default_then_replace(model_copy) -> None:
     base = model_copy("tf2_image_dynamic")
     files = [jpeg(77, 33, seed=6), png(50, 70, seed=7), jpeg(80, 40, seed=8)]  # sizes where eager pads exactly
-    report = add_image_input(base, size=(48, 40), preserve_aspect_ratio=True, target="serving_default")
+    report = add_image_input(base, size=(48, 40), preserve_aspect_ratio=True, new_key="serving_default")
     assert (report.target, report.kept_original_as) == ("serving_default", "serving_float")
     assert read(base / "2").meta_graph().signature_keys() == ["serving_default", "serving_float"]
     check_version(
@@ -173,7 +174,9 @@ def test_dynamic_size_as_default_then_replace(model_copy) -> None:
         old_feeds={"image": eager_batch(files, 48, 40, pad=True)},
         moved={"serving_default": "serving_float"},
     )
-    replaced = add_image_input(base / "1", size=(30, 20), resize="bilinear", replace=True, out_base=base)
+    replaced = add_image_input(
+        base / "1", size=(30, 20), resize="bilinear", replace=True, target=PublishTarget(base=base)
+    )
     assert replaced.version == 3 and read(base / "3").meta_graph().signature_keys() == ["serving_default"]
     with load_session(base / "1", ("serve",)) as old, load_session(base / "3", ("serve",)) as fresh:
         got = fresh.run("serving_default", {"image_bytes": np.array(files, dtype=object)})
@@ -201,7 +204,7 @@ def test_base64_in_graph_and_assets_extra(model_copy) -> None:
     extra.mkdir()
     (extra / "tf_serving_warmup_requests").write_bytes(b"float requests for serving_default")
     (extra / "saved_model_config.pb").write_bytes(b"")
-    report = add_image_input(base, replace=True, base64_in_graph=True, verify=False)
+    report = add_image_input(base, replace=True, base64_in_graph=True, target=PublishTarget(verify=False))
     assert report.dropped_files == ["tf_serving_warmup_requests"]  # its float requests would now fail at load
     assert sorted(p.name for p in (base / "2" / "assets.extra").iterdir()) == ["saved_model_config.pb"]
     assert read(base / "2").meta_graph().op_histogram().get("DecodeBase64") == 1
@@ -211,7 +214,7 @@ def test_base64_in_graph_and_assets_extra(model_copy) -> None:
         got = fresh.run("serving_default", {"image_bytes": np.array(text, dtype=object), "temperature": temperature})
         want = old.run("serving_default", {"image": eager_batch(FILES[:2], 32, 32), "temperature": temperature})
         assert max_diff(got, want) <= 1e-5
-    kept = add_image_input(base / "1", out_base=base, verify=False)
+    kept = add_image_input(base / "1", target=PublishTarget(base=base, verify=False))
     assert sorted(p.name for p in (base / str(kept.version) / "assets.extra").iterdir()) == [
         "saved_model_config.pb",
         "smsurgery_inputs.json",  # the record of image inputs (not written for base64 text inputs)

@@ -52,7 +52,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(model_copy) -> None:
     edit_input_shape(unknown / "1", "image", [-1, 32, 32, -1])
     assert_refused(unknown, words=("unknown channel count", "--channels"))
     assert_refused(
-        model_copy("keras_image", "tolerance"), "--rtol", "-1", words=("--rtol -1", "tolerances must be numbers >= 0")
+        model_copy("keras_image", "tolerance"), "--rtol", "-1", words=("--rtol", "must be a finite number >= 0")
     )
 
 

@@ -29,6 +29,7 @@ from smsurgery.attach.inputs_record import RECORD, read_record
 from smsurgery.graph.image import add_image_input, decode_images, preprocess_one
 from smsurgery.graph.session import import_tf, load_session, load_tf2, run_tf2
 from smsurgery.publishing.comparison import Tolerance, compare_arrays
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import FIXTURES, assert_one_line_error, run_cli, tree_digest
 
 pytestmark = pytest.mark.slow
@@ -144,7 +145,7 @@ def test_keras_export_serves_jpeg_and_png_through_preset_resnet50(keras_base: Pa
     base.mkdir()
     (base / "1").symlink_to(keras_base / "1")
     source = tree_digest(keras_base / "1")
-    report = add_image_input(base, "serving_default", preset="resnet50", out_base=tmp_path / "out")
+    report = add_image_input(base, "serving_default", preset="resnet50", target=PublishTarget(base=tmp_path / "out"))
     assert report.to_json()["preset_mode"] == "caffe" and report.verification["rtol"] == 1e-5
     new = Path(report.path)
     files = np.array([FILES["jpeg"], FILES["png"]], dtype=object)

@@ -195,7 +195,7 @@ def plan_example_input(
     *,
     tags: tuple[str, ...] | None = None,
     out_base: str | Path | None = None,
-    target: str | None = None,
+    new_key: str | None = None,
     method: str = "predict",
     output: str | None = None,
     spec_file: str | Path | None = None,
@@ -214,7 +214,7 @@ def plan_example_input(
     model = read(path)
     meta = model.meta_graph(tags)
     view = meta.signature(signature or "serving_default")
-    key = _check_name(target or DEFAULT_KEYS[method], "signature key")
+    key = _check_name(new_key or DEFAULT_KEYS[method], "signature key")
     if key in meta.signature_keys():
         raise NameCollision(f"signature '{key}' already exists in {model.ref}", hint="choose another key with --as")
     features = feature_spec(view, spec_file)

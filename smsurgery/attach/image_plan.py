@@ -112,12 +112,6 @@ class ImagePlan:
     def tags(self) -> tuple[str, ...]:
         return self.meta.tags
 
-    def new_signature_keys(self) -> list[str]:
-        keys = set(self.meta.signature_keys()) | {self.target}
-        if self.keep_original_as:
-            keys.add(self.keep_original_as)
-        return sorted(keys)
-
 
 def _shape_text(tensor: TensorView) -> str:
     if tensor.shape is None:
@@ -419,14 +413,13 @@ def plan_image_input(
     path: str | Path,
     signature: str | None = None,
     *,
-    version: int | None = None,
     tags: tuple[str, ...] | None = None,
     out_base: str | Path | None = None,
     input_alias: str | None = None,
     input_name: str | None = None,
     size: Sequence[int] | None = None,
     channels: int | None = None,
-    target: str | None = None,
+    new_key: str | None = None,
     keep_original_as: str | None = None,
     replace: bool = False,
     route: str | None = None,
@@ -442,7 +435,7 @@ def plan_image_input(
     unknown = set(decoding) - set(DECODING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
-    model = read(path, version)
+    model = read(path)
     meta = model.meta_graph(tags)
     key = "serving_default" if signature is None else signature
     view = meta.signature(key)
@@ -453,7 +446,7 @@ def plan_image_input(
         raise NameCollision(
             f"signature '{key}' already has an input '{new_alias}'", hint="choose another with --input-name"
         )
-    target_key, keep = _keys(meta, view, target, keep_original_as, replace)
+    target_key, keep = _keys(meta, view, new_key, keep_original_as, replace)
     changes_existing = replace or target_key == key
     warmup = model.path / "assets.extra" / WARMUP
     drop = (WARMUP,) if changes_existing and warmup.is_file() else ()

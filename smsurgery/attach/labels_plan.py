@@ -83,7 +83,7 @@ def plan_labels(
     out_base: str | Path | None = None,
     output: str | None = None,
     top_k: int | None = None,
-    target: str | None = None,
+    new_key: str | None = None,
     route: str | None = None,
 ) -> LabelsPlan:
     """Check the request against the model and the labels file; nothing written."""
@@ -100,7 +100,7 @@ def plan_labels(
     k = classes if top_k is None else int(top_k)
     if not 1 <= k <= classes:
         raise InvalidEdit(f"--top-k {k}: must be between 1 and the {classes} classes")
-    key = _check_name(target or DEFAULT_KEY, "signature key")
+    key = _check_name(new_key or DEFAULT_KEY, "signature key")
     if key in meta.signature_keys():
         raise NameCollision(f"signature '{key}' already exists in {model.ref}", hint="choose another key with --as")
     return LabelsPlan(

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.attach_report import print_report
+from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, working
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 
@@ -44,19 +45,14 @@ def example_input(
 
     with working("starting TensorFlow, building and verifying the new version"):
         report = add_example_input(
-            path, signature, tags=parse_tags(tags), out_base=target.base, new_version=target.version,
-            verify=target.verify, rtol=target.rtol, atol=target.atol, target=new_key, method=method, output=output,
+            path, signature, tags=parse_tags(tags), target=target, new_key=new_key, method=method, output=output,
             spec_file=spec_file, route=route, image_feature=image_feature,
             image_options={"preset": preset} if preset else {},
         )  # fmt: skip
-    if as_json:
-        print_json(report.to_json())
-    else:
-        render(report.to_json())
+    print_report(report.to_json(), as_json, render)
 
 
 def render(report: dict[str, Any]) -> None:
-    out.print(f"published {report['base']} version {report['version']} ({report['route']} route)", style="bold")
     out.print(
         f"signature '{report['target']}' ({report['method_name']}): inputs (DT_STRING, [None], serialized "
         f"tf.Example) -> {', '.join(report['outputs'])}; feeds '{report['signature']}'"

@@ -6,21 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import (
-    JsonOpt,
-    NewVersionOpt,
-    OutOpt,
-    PathArg,
-    SignatureOpt,
-    TagsOpt,
-    note,
-    out,
-    parse_tags,
-    print_json,
-    working,
-)
+from smsurgery.cli.attach_report import print_report
+from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, note, out, parse_tags, working
+from smsurgery.cli.publish_options import publish_options
+from smsurgery.publishing.target import PublishTarget
 
 
+@publish_options
 def image_input(
     path: PathArg,
     signature: SignatureOpt = None,
@@ -48,7 +40,7 @@ def image_input(
     ] = None,
     mean: Annotated[str | None, typer.Option("--mean", help="Per-channel mean subtracted after scaling.")] = None,
     std: Annotated[str | None, typer.Option("--std", help="Per-channel std divided by after the mean.")] = None,
-    target: Annotated[
+    new_key: Annotated[
         str | None, typer.Option("--as", help="Key of the new signature (default serving_b64).", show_default=False)
     ] = None,
     keep_original_as: Annotated[
@@ -83,61 +75,26 @@ def image_input(
         bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
     ] = False,
     route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
-    out_base: OutOpt = None,
-    new_version: NewVersionOpt = None,
-    verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Run old and new with both loaders before publishing.")
-    ] = True,
-    rtol: Annotated[
-        float | None, typer.Option("--rtol", help="Relative tolerance of the check (default 1e-5).")
-    ] = None,
-    atol: Annotated[
-        float | None, typer.Option("--atol", help="Absolute tolerance of the check (default 1e-6).")
-    ] = None,
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
 ) -> None:
     """Add a signature that takes image files as a string input, decoding them in the graph."""
     from smsurgery.graph.image import add_image_input
 
     with working("starting TensorFlow, building and verifying the new version"):
         report = add_image_input(
-            path,
-            signature,
-            tags=parse_tags(tags),
-            out_base=out_base,
-            new_version=new_version,
-            verify=verify,
-            rtol=rtol,
-            atol=atol,
-            input_alias=input_alias,
-            input_name=input_name,
-            size=size,
-            channels=channels,
-            resize=resize,
-            preserve_aspect_ratio=preserve_aspect_ratio,
-            scale=scale,
-            mean=mean,
-            std=std,
-            target=target,
-            keep_original_as=keep_original_as,
-            replace=replace,
-            base64_in_graph=base64_in_graph,
-            route=route,
-            preset=preset,
-            channel_order=channel_order,
-            layout=layout,
-            crop=crop,
-            resize_shorter=resize_shorter,
-        )
-    if as_json:
-        print_json(report.to_json())
-    else:
-        render(report.to_json())
+            path, signature, tags=parse_tags(tags), target=target, input_alias=input_alias, input_name=input_name,
+            size=size, channels=channels, resize=resize, preserve_aspect_ratio=preserve_aspect_ratio, scale=scale,
+            mean=mean, std=std, new_key=new_key, keep_original_as=keep_original_as, replace=replace,
+            base64_in_graph=base64_in_graph, route=route, preset=preset, channel_order=channel_order, layout=layout,
+            crop=crop, resize_shorter=resize_shorter,
+        )  # fmt: skip
+    print_report(report.to_json(), as_json, render)
 
 
 def render(report: dict[str, Any]) -> None:
-    out.print(f"published {report['base']} version {report['version']} ({report['route']} route)", style="bold")
     other = "".join(f", {alias}" for alias in report["other_inputs"])
     out.print(
         f"signature '{report['target']}': {report['new_input']} (DT_STRING, [None]){other} -> "

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.attach_report import print_report
+from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, out, parse_tags, working
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 
@@ -32,18 +33,13 @@ def labels(
 
     with working("starting TensorFlow, building and verifying the new version"):
         report = add_labels(
-            path, labels_file, signature, tags=parse_tags(tags), out_base=target.base, new_version=target.version,
-            verify=target.verify, rtol=target.rtol, atol=target.atol, output=output, top_k=top_k, target=new_key,
-            route=route,
+            path, labels_file, signature, tags=parse_tags(tags), target=target, output=output, top_k=top_k,
+            new_key=new_key, route=route,
         )  # fmt: skip
-    if as_json:
-        print_json(report.to_json())
-    else:
-        render(report.to_json())
+    print_report(report.to_json(), as_json, render)
 
 
 def render(report: dict[str, Any]) -> None:
-    out.print(f"published {report['base']} version {report['version']} ({report['route']} route)", style="bold")
     out.print(
         f"signature '{report['target']}': inputs of '{report['signature']}' -> classes (DT_STRING), scores "
         f"(DT_FLOAT): top {report['top_k']} of {report['classes']} from '{report['output']}'; {report['asset']}"

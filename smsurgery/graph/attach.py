@@ -32,6 +32,7 @@ Pre- and postprocessors place their own string and decode ops on the CPU.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,9 @@ from smsurgery.core.model import MetaGraph, SavedModelFile, SignatureView
 from smsurgery.graph.export import publish_editable, publish_saved
 from smsurgery.graph.rewire import front_signature
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, run_tf2
-from smsurgery.publishing.comparison import OutputsComparison, Tolerance, compare_outputs
+from smsurgery.publishing.comparison import OutputsComparison, Tolerance, compare_outputs, tolerance
 from smsurgery.publishing.new_version import PublishedVersion
+from smsurgery.publishing.target import PublishTarget
 from smsurgery.serving.samples import sample_inputs
 
 
@@ -219,6 +221,43 @@ def attach(plan: AttachPlan, *, new_version: int | None, check: StagingCheck | N
     """Build, record, check and publish `plan` by its route."""
     route = session_route if plan.route == "session" else function_route
     return route(plan, new_version=new_version, check=Finish(plan, check))
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    """The published version of an attachment and what its check saw (None: not verified)."""
+
+    published: PublishedVersion
+    verification: dict[str, Any] | None
+    seconds: float
+
+    def report_fields(self, plan: AttachPlan) -> dict[str, Any]:
+        """The fields every attachment's `--json` report shares."""
+        return {
+            "source": str(plan.model.ref),
+            "base": str(self.published.base),
+            "version": self.published.version,
+            "path": str(self.published.path),
+            "route": plan.route,
+            "signature": plan.signature.key,
+            "target": plan.target,
+            "signatures": plan.new_signature_keys(),
+            "verification": self.verification,
+            "seconds": self.seconds,
+        }
+
+
+def publish_attachment(plan: AttachPlan, target: PublishTarget, started: float) -> AttachResult:
+    """Publish `plan` as `target` says: its version number, verified (within its tolerance) unless told not to.
+
+    `target.base` was already used when the plan was made (the plan refuses
+    a bad `--out` before TensorFlow starts); `started` is when the command
+    began, so the report's seconds include the planning.
+    """
+    check = StagingCheck(plan, tolerance(target.rtol, target.atol)) if target.verify else None
+    published = attach(plan, new_version=target.version, check=check)
+    summary = check.summary if check is not None else None
+    return AttachResult(published, summary, round(time.perf_counter() - started, 3))
 
 
 # --------------------------------------------------------------------------

@@ -23,9 +23,10 @@ import numpy as np
 
 from smsurgery.attach.example_plan import INPUT_ALIAS, ExampleFeature, ExamplePlan, plan_example_input, sample_values
 from smsurgery.attach.image_plan import ImageSpec
-from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
+from smsurgery.graph.attach import AttachPlan, publish_attachment
 from smsurgery.graph.image import decode_images, sample_jpeg
-from smsurgery.publishing.comparison import tolerance
+from smsurgery.publishing.new_version import DEFAULT_TARGET
+from smsurgery.publishing.target import PublishTarget
 
 SCHEMA = "smsurgery.example-input/1"
 SAMPLE_EXAMPLES = 3
@@ -147,37 +148,25 @@ def add_example_input(
     signature: str | None = None,
     *,
     tags: tuple[str, ...] | None = None,
-    out_base: str | Path | None = None,
-    new_version: int | None = None,
-    verify: bool = True,
-    rtol: float | None = None,
-    atol: float | None = None,
+    target: PublishTarget = DEFAULT_TARGET,
     **options: Any,
 ) -> ExampleInputReport:
     """Publish a new version with a signature that parses serialized tf.Examples (`inputs`).
 
-    `options` are those of `plan_example_input` (target, method, output,
-    spec_file, route). Every bad input is refused before TensorFlow starts.
+    `options` are those of `plan_example_input` (new_key,
+    method, output, spec_file, route, image_feature, image_options); `target`
+    is where and how the version is published. Every bad input is refused
+    before TensorFlow starts.
     """
     started = time.perf_counter()
-    plan = plan_example_input(path, signature, tags=tags, out_base=out_base, **options)
+    plan = plan_example_input(path, signature, tags=tags, out_base=target.base, **options)
     attachment = attach_plan(plan)
-    check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
-    published = attach(attachment, new_version=new_version, check=check)
+    result = publish_attachment(attachment, target, started)
     role = {"classify": ["scores"] + (["classes"] if plan.classes else []), "regress": ["outputs"]}.get(plan.method)
     return ExampleInputReport(
-        source=str(plan.model.ref),
-        base=str(published.base),
-        version=published.version,
-        path=str(published.path),
-        route=plan.route,
-        signature=plan.signature.key,
-        target=plan.target,
+        **result.report_fields(attachment),
         method=plan.method,
         method_name=plan.method_name,
         features=[f.to_json() for f in plan.features],
         outputs=role or [t.alias for t in plan.signature.outputs],
-        signatures=attachment.new_signature_keys(),
-        verification=check.summary if check is not None else None,
-        seconds=round(time.perf_counter() - started, 3),
     )

@@ -31,8 +31,9 @@ import numpy as np
 
 from smsurgery.attach.image_plan import ImagePlan, ImageSpec, plan_image_input
 from smsurgery.attach.image_presets import MODE_ARITHMETIC
-from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
-from smsurgery.publishing.comparison import tolerance
+from smsurgery.graph.attach import AttachPlan, publish_attachment
+from smsurgery.publishing.new_version import DEFAULT_TARGET
+from smsurgery.publishing.target import PublishTarget
 
 SCHEMA = "smsurgery.image-input/1"
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -301,36 +302,25 @@ def add_image_input(
     path: str | Path,
     signature: str | None = None,
     *,
-    version: int | None = None,
     tags: tuple[str, ...] | None = None,
-    out_base: str | Path | None = None,
-    new_version: int | None = None,
-    verify: bool = True,
-    rtol: float | None = None,
-    atol: float | None = None,
+    target: PublishTarget = DEFAULT_TARGET,
     **options: Any,
 ) -> ImageInputReport:
     """Publish a new version whose signature takes image files as `<alias>_bytes`.
 
-    `options` are those of `plan_image_input` (input, input_name, size,
-    channels, resize, preserve_aspect_ratio, scale, mean, std, target,
-    keep_original_as, replace, base64_in_graph, route); `rtol`/`atol` the
-    tolerance of the check (defaults: `smsurgery.publishing.comparison`). Every bad input is
+    `options` are those of `plan_image_input` (input_alias, input_name,
+    size, channels, new_key, keep_original_as, replace, route) and its
+    decoding options (resize, scale, mean, std, preset, ...); `target` is
+    where and how the version is published, with the tolerance of the check
+    (defaults: `smsurgery.publishing.comparison`). Every bad input is
     refused before TensorFlow starts and before anything is written.
     """
     started = time.perf_counter()
-    plan = plan_image_input(path, signature, version=version, tags=tags, out_base=out_base, **options)
+    plan = plan_image_input(path, signature, tags=tags, out_base=target.base, **options)
     attachment = attach_plan(plan)
-    check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
-    published = attach(attachment, new_version=new_version, check=check)
+    result = publish_attachment(attachment, target, started)
     return ImageInputReport(
-        source=str(plan.model.ref),
-        base=str(published.base),
-        version=published.version,
-        path=str(published.path),
-        route=plan.route,
-        signature=plan.signature.key,
-        target=plan.target,
+        **result.report_fields(attachment),
         kept_original_as=plan.keep_original_as,
         replaced=plan.replace,
         input=plan.image.alias,
@@ -338,8 +328,5 @@ def add_image_input(
         other_inputs=[t.alias for t in plan.signature.inputs if t.alias != plan.image.alias],
         outputs=[t.alias for t in plan.signature.outputs],
         spec=plan.spec,
-        signatures=plan.new_signature_keys(),
         dropped_files=list(plan.drop_extra),
-        verification=check.summary if check is not None else None,
-        seconds=round(time.perf_counter() - started, 3),
     )

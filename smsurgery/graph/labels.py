@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.attach.labels_plan import ASSET_NAME, LabelsPlan, plan_labels
-from smsurgery.graph.attach import AttachPlan, StagingCheck, attach
-from smsurgery.publishing.comparison import tolerance
+from smsurgery.graph.attach import AttachPlan, publish_attachment
+from smsurgery.publishing.new_version import DEFAULT_TARGET
+from smsurgery.publishing.target import PublishTarget
 
 SCHEMA = "smsurgery.labels/1"
 
@@ -73,22 +74,22 @@ def add_labels(
     signature: str | None = None,
     *,
     tags: tuple[str, ...] | None = None,
-    out_base: str | Path | None = None,
-    new_version: int | None = None,
-    verify: bool = True,
-    rtol: float | None = None,
-    atol: float | None = None,
+    target: PublishTarget = DEFAULT_TARGET,
     **options: Any,
 ) -> LabelsReport:
-    """Publish a new version with a signature giving `classes` and `scores` (top k) after a score output."""
+    """Publish a new version with a signature giving `classes` and `scores` (top k) after a score output.
+
+    `options` are those of `plan_labels` (output, top_k, new_key, route);
+    `target` is where and how the version is published.
+    """
     started = time.perf_counter()
-    plan = plan_labels(path, labels_file, signature, tags=tags, out_base=out_base, **options)
+    plan = plan_labels(path, labels_file, signature, tags=tags, out_base=target.base, **options)
     attachment = attach_plan(plan)
-    check = StagingCheck(attachment, tolerance(rtol, atol)) if verify else None
-    published = attach(attachment, new_version=new_version, check=check)
+    result = publish_attachment(attachment, target, started)
     return LabelsReport(
-        source=str(plan.model.ref), base=str(published.base), version=published.version, path=str(published.path),
-        route=plan.route, signature=plan.signature.key, target=plan.target, output=plan.output, top_k=plan.top_k,
-        classes=len(plan.labels), asset=f"assets/{ASSET_NAME}", signatures=attachment.new_signature_keys(),
-        verification=check.summary if check is not None else None, seconds=round(time.perf_counter() - started, 3),
-    )  # fmt: skip
+        **result.report_fields(attachment),
+        output=plan.output,
+        top_k=plan.top_k,
+        classes=len(plan.labels),
+        asset=f"assets/{ASSET_NAME}",
+    )
