@@ -19,6 +19,7 @@ from smsurgery.core.errors import InvalidEdit, PublishError, VerificationFailed
 from smsurgery.graph.convert import TensorsNeeded, convert, list_candidates
 from smsurgery.graph.session import load_session, load_tf2, run_tf2
 from smsurgery.publishing.atomic import STAGING_PREFIX
+from smsurgery.publishing.target import PublishTarget
 from tests.conftest import FIXTURES, assert_one_line_error, run_cli
 
 SOURCES = FIXTURES / "sources"
@@ -136,11 +137,13 @@ def test_versions_signature_key_and_method(tmp_path: Path) -> None:
     convert(SOURCES / "frozen.pb", base, inputs=["x=input"], outputs=["y=output"])
     second = convert(SOURCES / "frozen.pb", base, inputs=["x=input"], outputs=["y=output"], signature="scores")
     assert second.version == 2 and list(describe(base)["signatures"]) == ["scores"]
-    fifth = convert(SOURCES / "frozen.pb", base, inputs=["input"], outputs=["output"], version=5, verify=False)
+    fifth = convert(
+        SOURCES / "frozen.pb", base, inputs=["input"], outputs=["output"], target=PublishTarget(version=5, verify=False)
+    )
     assert fifth.version == 5 and fifth.verification is None
     assert [t.alias for t in fifth.signature.inputs] == ["input"]  # a bare tensor name is its own alias
     with pytest.raises(PublishError, match="version 5 already exists"):
-        convert(SOURCES / "frozen.pb", base, inputs=["x=input"], outputs=["y=output"], version=5)
+        convert(SOURCES / "frozen.pb", base, inputs=["x=input"], outputs=["y=output"], target=PublishTarget(version=5))
     with pytest.raises(InvalidEdit, match="classify takes input 'inputs'"):
         convert(SOURCES / "frozen.pb", base, inputs=["x=input"], outputs=["y=output"], method="classify")
     _assert_clean(base, ["1", "2", "5"])
@@ -184,7 +187,7 @@ def test_cli_tolerances_reach_the_verification(tmp_path: Path) -> None:
     assert result.code == 0, result.stderr
     verification = json.loads(result.stdout)["verification"]
     assert (verification["rtol"], verification["atol"]) == (0.0, 0.5)
-    assert_one_line_error(run_cli("convert", SOURCES / "model.h5", tmp_path / "bad", "--rtol", "-1"), "--rtol -1")
+    assert_one_line_error(run_cli("convert", SOURCES / "model.h5", tmp_path / "bad", "--rtol", "-1"), "--rtol", "-1")
     assert not (tmp_path / "bad").exists()
 
 

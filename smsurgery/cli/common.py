@@ -16,8 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from smsurgery.core.layout import check_new_version
-
 # Piped output is not cut to 80 columns: a table read by a script or saved to
 # a file keeps whole tensor names (`StatefulPartitionedCall_1:0`, not `Stateful…`).
 PIPED_WIDTH = 1000
@@ -80,26 +78,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout inst
 
 # Options of every command that writes a new version. In these commands
 # `--version` names the version to WRITE; the source version is PATH@N.
-def _new_version(value: int | None) -> int | None:
-    """Refuse a number Serving cannot serve before any work is done (not after verifying)."""
-    return None if value is None else check_new_version(value)
-
-
-NewVersionOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--version",
-        callback=_new_version,
-        help="Number of the new version (default: the next free one); choose the source version with PATH@N.",
-        show_default=False,
-    ),
-]
-OutOpt = Annotated[
-    str | None,
-    typer.Option("--out", help="Model base to publish into (default: the source's).", show_default=False),
-]
-
-
 def parse_tags(tags: str | None) -> tuple[str, ...] | None:
     """`"serve,gpu"` -> ("serve", "gpu"); None stays None (the default rule applies)."""
     if tags is None:

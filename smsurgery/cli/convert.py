@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, NewVersionOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.common import JsonOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.publish_options import publish_options
 from smsurgery.core.model import shape_text
+from smsurgery.publishing.target import PublishTarget
 
 if TYPE_CHECKING:
-    from smsurgery.graph.convert import Candidates, ConvertReport
+    from smsurgery.graph.convert import ConvertReport
+    from smsurgery.graph.convert_source import Candidates
 
 TensorsOpt = Annotated[
     list[str] | None,
@@ -19,6 +22,7 @@ TensorsOpt = Annotated[
 ]
 
 
+@publish_options(omit=("out_base", "copy"))
 def convert(
     source: Annotated[
         str,
@@ -35,17 +39,9 @@ def convert(
     signature: Annotated[str, typer.Option("--signature", "-s", help="Signature key.")] = "serving_default",
     method: Annotated[str, typer.Option(help="predict, classify or regress.")] = "predict",
     tags: TagsOpt = None,
-    version: NewVersionOpt = None,
-    verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Run source and result on the same inputs before publishing.")
-    ] = True,
-    rtol: Annotated[
-        float | None, typer.Option("--rtol", help="Relative tolerance of verification (default 1e-5).")
-    ] = None,
-    atol: Annotated[
-        float | None, typer.Option("--atol", help="Absolute tolerance of verification (default 1e-6).")
-    ] = None,
     as_json: JsonOpt = False,
+    *,
+    target: PublishTarget,
 ) -> None:
     """Convert a TF1 checkpoint, frozen GraphDef or Keras file into a new SavedModel version of BASE."""
     from smsurgery.graph.convert import TensorsNeeded
@@ -61,10 +57,7 @@ def convert(
                 signature=signature,
                 method=method,
                 tags=parse_tags(tags),
-                version=version,
-                verify=verify,
-                rtol=rtol,
-                atol=atol,
+                target=target,
             )
     except TensorsNeeded as needed:
         # The candidates are the answer the user needs: stdout, then the one-line error on stderr.

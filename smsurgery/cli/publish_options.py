@@ -69,26 +69,42 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
 
 
 def target_from_options(
-    new_version: int | None, out_base: str | None, copy: bool, no_verify: bool, rtol: float | None, atol: float | None
+    new_version: int | None = None,
+    out_base: str | None = None,
+    copy: bool = False,
+    no_verify: bool = False,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> PublishTarget:
     return PublishTarget(base=out_base, version=new_version, link=not copy, verify=not no_verify, rtol=rtol, atol=atol)
 
 
-def publish_options(command: F) -> F:
-    """Give `command(..., target: PublishTarget)` the publish options instead of its `target` parameter."""
+def publish_options(command: F | None = None, *, omit: tuple[str, ...] = ()) -> Any:
+    """Give `command(..., target: PublishTarget)` the publish options instead of its `target` parameter.
+
+    `omit` leaves out options a command cannot honour (`convert` writes into
+    its BASE argument and always writes fresh shards: no `--out`, no
+    `--copy`); the rest keep their one spelling and meaning.
+    """
+    if command is None:
+        return functools.partial(publish_options, omit=omit)
+    unknown = set(omit) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"@publish_options cannot omit {sorted(unknown)}: it has {sorted(_OPTIONS)}")
+    options = {name: spec for name, spec in _OPTIONS.items() if name not in omit}
     signature = inspect.signature(command, eval_str=True)
     if "target" not in signature.parameters:
         raise TypeError(f"{command.__name__} has no 'target' parameter for @publish_options")
     kept = [p for p in signature.parameters.values() if p.name != "target"]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _OPTIONS.items()
+        for name, (annotation, default) in options.items()
     ]
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name, default) for name, (_, default) in _OPTIONS.items()}
+        values = {name: kwargs.pop(name, default) for name, (_, default) in options.items()}
         return command(*args, target=target_from_options(**values), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -23,7 +23,7 @@ from smsurgery.core import formats, protos
 from smsurgery.core.errors import InvalidEdit, UnsupportedModel, listing
 from smsurgery.core.formats import SourceFormat
 from smsurgery.core.model import METHOD_PREFIX, SignatureView
-from smsurgery.graph.convert import Candidate, Candidates
+from smsurgery.graph.convert_source import Candidate, Candidates
 from smsurgery.graph.export import write_saved
 from smsurgery.graph.session import first_line, import_tf
 
