@@ -16,10 +16,10 @@ from smsurgery.inspect.describe import describe
 
 __version__ = "0.1.0"
 
-# Public name -> module that defines it. Functions named like their module
-# (`smsurgery.inspect.diff.diff`, `smsurgery.inspect.scan.scan`, `smsurgery.edits.validate.validate`)
-# are reached through the module: the import system sets `smsurgery.inspect.diff` to
-# the module whenever it is imported, so a lazy alias would flip meaning.
+# Public name -> module that defines it. Since the modules live in
+# subpackages, a function may share its module's name (`diff`, `scan`,
+# `check`): importing `smsurgery.inspect.diff` sets an attribute on
+# `smsurgery.inspect`, never on `smsurgery`, so these names cannot flip meaning.
 _EXPORTS = {
     "ModelRef": "smsurgery.core.layout",
     "resolve": "smsurgery.core.layout",
@@ -28,8 +28,11 @@ _EXPORTS = {
     "SavedModelFile": "smsurgery.core.model",
     "SignatureView": "smsurgery.core.model",
     "TensorView": "smsurgery.core.model",
+    "Draft": "smsurgery.edits.draft",
+    "publish": "smsurgery.edits.draft",
     "edit": "smsurgery.edits.draft",
     "EditResult": "smsurgery.edits.draft",
+    "PublishTarget": "smsurgery.publishing.target",
     "AddSignature": "smsurgery.edits.kinds",
     "RenameSignature": "smsurgery.edits.kinds",
     "RemoveSignature": "smsurgery.edits.kinds",
@@ -38,8 +41,13 @@ _EXPORTS = {
     "AddOutput": "smsurgery.edits.kinds",
     "RemoveOutput": "smsurgery.edits.kinds",
     "Repoint": "smsurgery.edits.kinds",
+    "diff": "smsurgery.inspect.diff",
+    "scan": "smsurgery.inspect.scan",
+    "check": "smsurgery.inspect.check",
     "compare": "smsurgery.graph.verify",
     "add_image_input": "smsurgery.graph.image",
+    "add_example_input": "smsurgery.graph.example",
+    "add_labels": "smsurgery.graph.labels",
     "convert": "smsurgery.graph.convert",
     "build_request": "smsurgery.serving.request_body",
     "publish_warmup": "smsurgery.serving.warmup",
