@@ -28,17 +28,8 @@ from smsurgery.core.errors import (
 )
 from smsurgery.core.layout import resolve
 from smsurgery.core.model import parse_saved_model
-from smsurgery.inspect.diff import (
-    BREAKING,
-    COMPATIBLE,
-    DIFF_SCHEMA,
-    INTERNAL,
-    Change,
-    compare_models,
-    diff,
-    exit_status,
-    shape_change,
-)
+from smsurgery.inspect.diff import DIFF_SCHEMA, compare_models, diff, shape_change
+from smsurgery.inspect.diff_changes import BREAKING, COMPATIBLE, INTERNAL, Change, exit_status
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,

@@ -14,14 +14,12 @@ breaking, since clients that use the old name fail.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from smsurgery.core.checkpoint_index import IndexEntry
-from smsurgery.core.errors import CorruptModel, SignatureNotFound, TagSetNotFound, VersionNotFound, listing
+from smsurgery.core.errors import SignatureNotFound, TagSetNotFound, VersionNotFound, listing
 from smsurgery.core.integrity import require_intact
 from smsurgery.core.layout import ModelRef, list_versions, resolve
 from smsurgery.core.model import (
@@ -34,45 +32,20 @@ from smsurgery.core.model import (
     read,
     tag_set_text,
 )
+from smsurgery.inspect.diff_changes import (
+    BREAKING,
+    COMPATIBLE,
+    INTERNAL,
+    Change,
+    compare_members,
+    exit_status,
+    overall_verdict,
+    presence,
+    summary,
+)
+from smsurgery.inspect.diff_deep import compare_files, compare_variables
 
 DIFF_SCHEMA = "smsurgery.diff/1"
-BREAKING = "breaking"
-COMPATIBLE = "compatible"
-INTERNAL = "internal"
-VERDICTS = (BREAKING, COMPATIBLE, INTERNAL)
-UNCHANGED = "unchanged"
-EXIT_UNCHANGED = 0
-EXIT_COMPATIBLE = 1  # only compatible or internal changes
-EXIT_BREAKING = 3  # 2 is left to errors (SmsurgeryError)
-RENAMED_NOTE = "renamed (likely)"
-FILE_FOLDERS = ("assets", "assets.extra")
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between the old and the new version.
-
-    `kind` is `<subject>_<removed|added|changed>` (subjects: tag_set,
-    default_signature, init_op, signature, method, input, output, variable,
-    file). `alias` names an input or output; `name` a variable, a file or
-    the init op; `field` the attribute that changed.
-    """
-
-    kind: str
-    verdict: str
-    signature: str | None = None
-    alias: str | None = None
-    name: str | None = None
-    field: str | None = None
-    old: Any = None
-    new: Any = None
-    note: str | None = None
-    counterpart: str | None = None  # the other half of a likely rename
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -110,27 +83,6 @@ class DiffReport:
             "summary": self.summary(),
             "changes": [c.to_json() for c in self.changes],
         }
-
-
-def summary(changes: Iterable[Change]) -> dict[str, int]:
-    counts = dict.fromkeys(VERDICTS, 0)
-    for change in changes:
-        counts[change.verdict] += 1
-    return counts
-
-
-def overall_verdict(changes: Iterable[Change]) -> str:
-    """The worst verdict: breaking > compatible > internal; `unchanged` if none."""
-    counts = summary(changes)
-    return next((v for v in VERDICTS if counts[v]), UNCHANGED)
-
-
-def exit_status(changes: Iterable[Change]) -> int:
-    """0 no changes, 1 only compatible or internal ones, 3 anything breaking."""
-    verdict = overall_verdict(changes)
-    if verdict == UNCHANGED:
-        return EXIT_UNCHANGED
-    return EXIT_BREAKING if verdict == BREAKING else EXIT_COMPATIBLE
 
 
 # ---- entry points ----
@@ -404,132 +356,3 @@ def _signature_interface(signature: SignatureView) -> Hashable:
         tuple((t.alias, *_tensor_interface(t)) for t in signature.inputs),
         tuple((t.alias, *_tensor_interface(t)) for t in signature.outputs),
     )
-
-
-def compare_members(
-    kind: str,
-    old: dict[str, T],
-    new: dict[str, T],
-    *,
-    key_field: str,
-    verdicts: tuple[str, str],
-    interface: Callable[[T], Hashable],
-    to_json: Callable[[T], Any],
-    both: Callable[[str, T, T], list[Change]],
-    context: dict[str, Any] | None = None,
-) -> list[Change]:
-    """Removed, added and common members of two keyed collections, in key order.
-
-    `verdicts` are those of a removal and an addition; the added half of a
-    likely rename takes the worse of the two (a renamed output still breaks).
-    """
-    removed = {k: v for k, v in old.items() if k not in new}
-    added = {k: v for k, v in new.items() if k not in old}
-    renamed = likely_renames(removed, added, interface)
-    partner = {**renamed, **{b: a for a, b in renamed.items()}}
-    changes: list[Change] = []
-    for key in sorted(old.keys() | new.keys()):
-        where: dict[str, Any] = {key_field: key, **(context or {})}
-        if key in partner:
-            where.update(note=RENAMED_NOTE, counterpart=partner[key])
-        if key in removed:
-            changes.append(Change(f"{kind}_removed", verdicts[0], old=to_json(removed[key]), **where))
-        elif key in added:
-            verdict = worst(verdicts) if key in partner else verdicts[1]
-            changes.append(Change(f"{kind}_added", verdict, new=to_json(added[key]), **where))
-        else:
-            changes += both(key, old[key], new[key])
-    return changes
-
-
-def presence(subject: str, before: Any, after: Any, verdicts: tuple[str, str, str], **where: Any) -> list[Change]:
-    """One value on either side (None: absent); `verdicts` for removed, added, changed."""
-    if before == after:
-        return []
-    index = 1 if before is None else 0 if after is None else 2
-    action, verdict = ("removed", "added", "changed")[index], verdicts[index]
-    return [Change(f"{subject}_{action}", verdict, old=before, new=after, **where)]
-
-
-def worst(verdicts: Iterable[str]) -> str:
-    given = set(verdicts)
-    return next(v for v in VERDICTS if v in given)
-
-
-def likely_renames(removed: dict[str, T], added: dict[str, T], interface: Callable[[T], Hashable]) -> dict[str, str]:
-    """Removed name -> added name, where each is the other's only match in what clients see."""
-    by_old: dict[Hashable, list[str]] = {}
-    by_new: dict[Hashable, list[str]] = {}
-    for name, item in removed.items():
-        by_old.setdefault(interface(item), []).append(name)
-    for name, item in added.items():
-        by_new.setdefault(interface(item), []).append(name)
-    return {
-        names[0]: by_new[key][0] for key, names in by_old.items() if len(names) == 1 and len(by_new.get(key, [])) == 1
-    }
-
-
-# ---- --deep: variables from the checkpoint index, files by checksum ----
-
-
-def compare_variables(old: SavedModelFile, new: SavedModelFile) -> list[Change]:
-    """Names, dtypes, shapes, sizes and value checksums (crc32c) of every variable; all internal."""
-    return compare_members(
-        "variable",
-        _variables(old),
-        _variables(new),
-        key_field="name",
-        verdicts=(INTERNAL, INTERNAL),
-        interface=lambda e: (e.dtype, e.shape, e.size, e.crc32c),
-        to_json=_variable_json,
-        both=_variable_changes,
-    )
-
-
-def _variable_changes(name: str, old: IndexEntry, new: IndexEntry) -> list[Change]:
-    fields: list[tuple[str, Any, Any]] = []
-    if old.dtype != new.dtype:
-        fields.append(("dtype", old.dtype, new.dtype))
-    if old.shape != new.shape:
-        fields.append(("shape", list(old.shape), list(new.shape)))
-    if not fields and old.size != new.size:  # same dtype and shape: strings of other lengths
-        fields.append(("size", old.size, new.size))
-    if not fields and old.crc32c != new.crc32c:
-        fields.append(("values", f"crc32c:{old.crc32c:08x}", f"crc32c:{new.crc32c:08x}"))
-    return [Change("variable_changed", INTERNAL, name=name, field=f, old=a, new=b) for f, a, b in fields]
-
-
-def _variables(model: SavedModelFile) -> dict[str, IndexEntry]:
-    return {e.name: e for e in model.variable_entries()}
-
-
-def _variable_json(entry: IndexEntry) -> dict[str, Any]:
-    return {"dtype": entry.dtype, "shape": list(entry.shape), "bytes": entry.size}
-
-
-def compare_files(old: SavedModelFile, new: SavedModelFile) -> list[Change]:
-    """Files under assets/ and assets.extra/, by sha256; all internal."""
-    old_files, new_files = _file_digests(old), _file_digests(new)
-    changes: list[Change] = []
-    for path in sorted(old_files.keys() | new_files.keys()):
-        changes += presence(
-            "file", old_files.get(path), new_files.get(path), (INTERNAL,) * 3, name=path, field="sha256"
-        )
-    return changes
-
-
-def _file_digests(model: SavedModelFile) -> dict[str, str]:
-    return {
-        entry.path: _sha256(model.path / entry.path) for folder in FILE_FOLDERS for entry in model.files_under(folder)
-    }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as error:
-        raise CorruptModel(f"cannot read {path}: {error.strerror}") from error
-    return digest.hexdigest()
