@@ -55,6 +55,16 @@ _MULTI_OUTPUT_ARGS = {
 }  # fmt: skip
 
 
+def node_of(reference: str) -> str:
+    """The node a tensor name or input entry names: `a:1`, `^a`, `a:out:0`, `x` -> `a`/`x`.
+
+    The lenient form, for readers that walk graphs they did not write
+    (show, check, scan, integrity): an odd name must not stop a report.
+    Edits parse strictly with `parse_input`.
+    """
+    return reference.lstrip("^").split(":", 1)[0]
+
+
 @dataclass(frozen=True)
 class Input:
     """One entry of a node's `input` list, parsed."""

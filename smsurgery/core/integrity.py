@@ -33,6 +33,7 @@ from typing import Any
 
 from smsurgery.core import protos
 from smsurgery.core.errors import CorruptModel, SmsurgeryError
+from smsurgery.core.graphmodel import node_of
 from smsurgery.core.user_files import special_kind
 
 ERROR = "error"
@@ -230,7 +231,7 @@ def _consumed_tensors(model: Any) -> set[str]:
     used: set[str] = set()
     for position in range(len(model.skim.meta_graphs)):
         for node in model.graph_def(position).node:
-            used.update(i.lstrip("^").split(":", 1)[0] for i in node.input)
+            used.update(node_of(i) for i in node.input)
     return used
 
 

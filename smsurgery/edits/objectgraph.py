@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsurgery.core.errors import InternalError, UnsupportedModel
+from smsurgery.core.graphmodel import node_of
 
 SIGNATURE_MAP = "signature_map"
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
@@ -212,7 +213,7 @@ def _called_from_functions(meta: Any, name: str) -> bool:
 
 
 def _tensor_nodes(signature: Any) -> set[str]:
-    return {name.split(":")[0] for name in signature_tensor_names(signature)}
+    return {node_of(name) for name in signature_tensor_names(signature)}
 
 
 def signature_tensor_names(signature: Any) -> list[str]:

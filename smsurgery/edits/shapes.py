@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from smsurgery.core.errors import InvalidEdit, SignatureNotFound, UnsupportedModel, listing
+from smsurgery.core.graphmodel import node_of
 from smsurgery.edits import objectgraph
 from smsurgery.edits.changes import Change, EditReport
 from smsurgery.edits.signatures import user_keys
@@ -54,17 +55,13 @@ def _dims(shape: Any) -> tuple[int, ...] | None:
     return None if shape.unknown_rank else tuple(d.size for d in shape.dim)
 
 
-def _node_name(reference: str) -> str:
-    return reference.lstrip("^").split(":")[0]
-
-
 def _downstream(nodes: Sequence[Any], start: str) -> Iterator[Any]:
     """Nodes reached from `start` (a node or function-argument name) through data inputs."""
     consumers: dict[str, list[Any]] = {}
     for node in nodes:
         for reference in node.input:
             if not reference.startswith("^"):
-                consumers.setdefault(_node_name(reference), []).append(node)
+                consumers.setdefault(node_of(reference), []).append(node)
     seen, todo = {start}, [start]
     while todo:
         for node in consumers.get(todo.pop(), []):
@@ -91,7 +88,7 @@ def _fixed_batch(nodes: Sequence[Any], start: str, old_batch: int) -> str | None
     for node in _downstream(nodes, start):
         if node.op != "Reshape" or len(node.input) < 2:
             continue
-        const = by_name.get(_node_name(node.input[1]))
+        const = by_name.get(node_of(node.input[1]))
         values = _const_ints(const) if const is not None and const.op == "Const" else None
         if values and values[0] == old_batch:
             return f"Reshape '{node.name}' reshapes to the constant {values} ('{const.name}')"
@@ -99,7 +96,7 @@ def _fixed_batch(nodes: Sequence[Any], start: str, old_batch: int) -> str | None
 
 
 def _placeholder(meta: Any, tensor: str) -> Any:
-    name = _node_name(tensor)
+    name = node_of(tensor)
     node = next((n for n in meta.graph_def.node if n.name == name), None)
     if node is None or node.op not in PLACEHOLDERS:
         found = node.op if node is not None else "nothing"
@@ -142,7 +139,7 @@ def _functions_fed(meta: Any, function_name: str, position: int) -> Iterator[tup
         for node in function.node_def:
             callee = node.attr["f"].func.name if "f" in node.attr else ""
             for slot, reference in enumerate(node.input):
-                if callee and _node_name(reference) == arg:
+                if callee and node_of(reference) == arg:
                     todo.append((callee, slot))
 
 
@@ -186,7 +183,7 @@ def _follow_outputs(meta: Any, key: str, old_batch: int, new_batch: int) -> list
 
 
 def _refuse_fixed(meta: Any, info: Any, key: str, alias: str, old_batch: int) -> None:
-    where = _fixed_batch(list(meta.graph_def.node), _node_name(info.name), old_batch)
+    where = _fixed_batch(list(meta.graph_def.node), node_of(info.name), old_batch)
     if objectgraph.has_object_graph(meta) and where is None and key in objectgraph.signature_children(meta):
         function = objectgraph.signature_function(meta, key)
         position = sorted(function.kwargs).index(alias) if alias in function.kwargs else None

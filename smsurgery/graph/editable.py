@@ -31,6 +31,7 @@ from typing import Any
 
 from smsurgery.core import protos
 from smsurgery.core.errors import LoaderFailed, SignatureNotFound, listing
+from smsurgery.core.graphmodel import node_of
 from smsurgery.core.integrity import require_safe_tree
 from smsurgery.core.layout import ModelRef
 from smsurgery.core.model import MetaGraph, SavedModelFile, read
@@ -125,7 +126,7 @@ def _point_assets_at_source(meta_graph: Any, source: Path) -> dict[str, Path]:
         name = asset.tensor_info.name
         path = (source / "assets" / asset.filename).absolute()
         files[name] = path
-        node = nodes.get(name.split(":")[0])
+        node = nodes.get(node_of(name))
         if node is None or node.op not in ("Const", "Placeholder"):
             continue
         if node.op == "Placeholder":

@@ -26,12 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core.errors import DtypeMismatch, TensorNotFound
+from smsurgery.core.graphmodel import node_of
 from smsurgery.graph.session import import_tf
-
-
-def _op_name(reference: str) -> str:
-    """`^a`, `a`, `a:1` -> `a`."""
-    return reference.lstrip("^").split(":")[0]
 
 
 def _tensor_name(reference: str) -> str:
@@ -52,12 +48,12 @@ def cone(graph_def: Any, replaced: Sequence[str], fetches: Sequence[str]) -> set
     """Op names downstream of the `replaced` tensors and upstream of the `fetches` tensors."""
     nodes = {node.name: node for node in graph_def.node}
     wanted = {_tensor_name(t) for t in replaced}
-    replaced_ops = {_op_name(t) for t in replaced}
+    replaced_ops = {node_of(t) for t in replaced}
     users: dict[str, set[str]] = {}  # op -> ops that read any of its outputs or wait for it
     stack: list[str] = []
     for node in graph_def.node:
         for reference in node.input:
-            users.setdefault(_op_name(reference), set()).add(node.name)
+            users.setdefault(node_of(reference), set()).add(node.name)
             if not reference.startswith("^") and _tensor_name(reference) in wanted:
                 stack.append(node.name)
     down: set[str] = set()
@@ -68,13 +64,13 @@ def cone(graph_def: Any, replaced: Sequence[str], fetches: Sequence[str]) -> set
         down.add(name)
         stack.extend(users.get(name, ()))
     up: set[str] = set()
-    stack = [_op_name(f) for f in fetches]
+    stack = [node_of(f) for f in fetches]
     while stack:
         name = stack.pop()
         if name in up or name not in nodes:
             continue
         up.add(name)
-        stack.extend(_op_name(r) for r in nodes[name].input)
+        stack.extend(node_of(r) for r in nodes[name].input)
     return down & up
 
 
@@ -86,7 +82,7 @@ def _copy_node(node: Any, members: set[str], replaced: Mapping[str, Any], graph:
     input_map: dict[str, Any] = {}
     control: list[str] = []
     for reference in node.input:
-        source = _op_name(reference)
+        source = node_of(reference)
         if reference.startswith("^"):
             if source in members:
                 copy.input.append(reference)
@@ -140,7 +136,7 @@ def put_in_front(graph: Any, replaced: Mapping[str, Any], fetches: Sequence[str]
                 control[node.name] = external
     with graph.as_default():
         unique = graph.unique_name(scope, mark_as_used=False)
-        wanted = [f for f in fetches if _op_name(f) in members]
+        wanted = [f for f in fetches if node_of(f) in members]
         returned = tf.graph_util.import_graph_def(part, input_map=input_map, return_elements=wanted, name=unique)
         for name, sources in control.items():
             op = graph.get_operation_by_name(f"{unique}/{name}")

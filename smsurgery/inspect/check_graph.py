@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY
+from smsurgery.core.graphmodel import node_of
 from smsurgery.core.model import MetaGraph, SavedModelFile
 from smsurgery.core.oplist import OpList
 from smsurgery.inspect.findings import Finding, finding
@@ -186,7 +187,7 @@ def restored_names(meta: MetaGraph) -> set[str] | None:
         return None
     names: set[str] = set()
     for function, node in restores:
-        source = consts.get((function, node.input[1].lstrip("^").split(":", 1)[0]))
+        source = consts.get((function, node_of(node.input[1])))
         if source is None:
             return None  # names computed at run time: we cannot tell
         names.update(v.decode("utf-8", "replace") for v in source.attr["value"].tensor.string_val)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from smsurgery.core.graphmodel import node_of
 from smsurgery.core.model import DEFAULT_SIGNATURE, INIT_OP_SIGNATURE, MetaGraph, SignatureView, TensorView
 from smsurgery.inspect.findings import Finding, finding
 
@@ -24,10 +25,6 @@ REST_DTYPES = {
     "DT_STRING", "DT_INT64", "DT_BOOL", "DT_UINT32", "DT_UINT64",
 }  # fmt: skip
 _FEEDABLE_DEFAULTS = {"PlaceholderWithDefault"}
-
-
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":", 1)[0]
 
 
 def tensor_names(tensor: TensorView) -> list[str]:
@@ -59,7 +56,7 @@ def signature_findings(meta: MetaGraph, path: str) -> list[Finding]:
     init = meta.proto.signature_def.get(INIT_OP_SIGNATURE) if INIT_OP_SIGNATURE in meta.proto.signature_def else None
     if init is not None:
         for alias, info in init.outputs.items():
-            if info.name and _node_name(info.name) not in nodes:
+            if info.name and node_of(info.name) not in nodes:
                 found.append(finding("SM-SIG-TENSOR-MISSING", f"init op '{alias}'", f"{info.name} is not in the graph"))
     return found
 
@@ -68,7 +65,7 @@ def _tensor_findings(signature: SignatureView, nodes: dict[str, Any], path: str)
     for direction, tensors in (("input", signature.inputs), ("output", signature.outputs)):
         for tensor in tensors:
             for name in tensor_names(tensor):
-                if _node_name(name) not in nodes:
+                if node_of(name) not in nodes:
                     yield finding(
                         "SM-SIG-TENSOR-MISSING",
                         f"signature '{signature.key}' {direction} '{tensor.alias}'",
@@ -79,11 +76,11 @@ def _tensor_findings(signature: SignatureView, nodes: dict[str, Any], path: str)
 
 def _unfed_findings(signature: SignatureView, nodes: dict[str, Any]) -> Iterator[Finding]:
     """Placeholders an output needs that none of the signature's inputs feeds."""
-    fed = {_node_name(n) for t in signature.inputs for n in tensor_names(t)}
+    fed = {node_of(n) for t in signature.inputs for n in tensor_names(t)}
     needed: dict[str, str] = {}  # placeholder -> the first output alias that needs it
     seen: set[str] = set()  # shared by the outputs: each node is walked once per signature
     for output in signature.outputs:
-        stack = [_node_name(n) for n in tensor_names(output)]
+        stack = [node_of(n) for n in tensor_names(output)]
         while stack:
             name = stack.pop()
             if name in seen or name in fed or name not in nodes:
@@ -93,7 +90,7 @@ def _unfed_findings(signature: SignatureView, nodes: dict[str, Any]) -> Iterator
             if node.op == "Placeholder":
                 needed.setdefault(name, output.alias)
                 continue
-            stack.extend(_node_name(i) for i in node.input)
+            stack.extend(node_of(i) for i in node.input)
     for name, alias in sorted(needed.items()):
         yield finding(
             "SM-SIG-UNFED-INPUT",

@@ -14,25 +14,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from smsurgery.core.graphmodel import node_of
 from smsurgery.edits import objectgraph
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
 
 
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":", 1)[0]
-
-
 def _reached(nodes: dict[str, Any], roots: list[str]) -> set[str]:
     """Main-graph nodes the roots depend on (data and control inputs)."""
     seen: set[str] = set()
-    stack = [_node_name(r) for r in roots]
+    stack = [node_of(r) for r in roots]
     while stack:
         name = stack.pop()
         if name in seen or name not in nodes:
             continue
         seen.add(name)
-        stack.extend(_node_name(i) for i in nodes[name].input)
+        stack.extend(node_of(i) for i in nodes[name].input)
     return seen
 
 
@@ -52,11 +49,11 @@ def unrestored_variables(meta: Any) -> dict[str, list[str]]:
         for n in nodes.values()
         if n.op == "VarHandleOp"
     }
-    filename = _node_name(meta.saver_def.filename_tensor_name)
+    filename = node_of(meta.saver_def.filename_tensor_name)
     ready: set[str] = set()
     for node in nodes.values():
-        if any(_node_name(i) == filename for i in node.input):
-            ready |= {handles[_node_name(i)] for i in node.input if _node_name(i) in handles}
+        if any(node_of(i) == filename for i in node.input):
+            ready |= {handles[node_of(i)] for i in node.input if node_of(i) in handles}
     if not ready:
         return {}
     init = meta.signature_def.get(INIT_OP_SIGNATURE, None)
