@@ -12,6 +12,7 @@ Two ratios, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -38,16 +39,12 @@ previous = "serving_old"
 signature = "serve"
 
 [[steps]]
-op = "rename_signature"
-old = "serving_old"
-new = "legacy"
-[steps.match]
-signature = "serving_old"
+op = "strip_devices"
 """
 SINGLE_COMMANDS = [
     ["alias", "rename", "{base}", "output_0", "probs", "-s", "serve", "--no-verify"],
     ["signature", "set-default", "{base}", "serve", "--previous", "serving_old", "--no-verify"],
-    ["signature", "rename", "{base}", "serving_old", "legacy", "--no-verify"],
+    ["devices", "strip", "{base}", "--no-verify"],
 ]
 
 
@@ -59,6 +56,7 @@ def fleet(root: Path, count: int) -> list[str]:
     shutil.rmtree(root, ignore_errors=True)
     for i in range(count):
         shutil.copytree(FIXTURE, root / f"m{i:03d}")
+    os.sync()  # the copies' writeback is set-up, not part of the timed run's fsyncs
     return [str(root / f"m{i:03d}") for i in range(count)]
 
 

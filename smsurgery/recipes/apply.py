@@ -71,7 +71,7 @@ def _blocked(model: ModelOutcome) -> bool:
 
 def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOutcome:
     """Plan and publish one base; never raises a user error (it becomes the outcome)."""
-    planned = plan_model(recipe, base)
+    planned = plan_model(recipe, base, detail=False)
     if planned.status == "unchanged":
         return ModelOutcome(base, "unchanged")
     if planned.status == "blocked":

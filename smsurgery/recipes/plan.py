@@ -95,8 +95,13 @@ def _applied(model: ModelPlan, number: int) -> bool:
     return any(s.number == number and s.status != "skipped" for s in model.steps)
 
 
-def plan_model(recipe: RecipeFile, base: str | Path) -> ModelPlan:
-    """Plan one base; every user error becomes the model's `error` status, so the others still plan."""
+def plan_model(recipe: RecipeFile, base: str | Path, *, detail: bool = True) -> ModelPlan:
+    """Plan one base; every user error becomes the model's `error` status, so the others still plan.
+
+    `detail=False` (apply) leaves out what only the plan report shows: the
+    diff's change list, and `check`'s findings unless `[require] check` needs
+    them. The verdict and every requirement are decided exactly as in plan.
+    """
     result = ModelPlan(str(base))
     try:
         source = read(base)
@@ -113,10 +118,11 @@ def plan_model(recipe: RecipeFile, base: str | Path) -> ModelPlan:
         validate(draft.meta, problems(draft.source_meta.proto))
         edited = SavedModelFile(source.ref, draft.saved_model)
         diff = compare_models(source, edited, tags=draft.tags)
-        result.changes = [c.to_json() for c in diff.changes]
-        result.verdict = diff.to_json()["verdict"]
-        result.draft = draft
-        result.findings, new_errors = _check_findings(source, edited, draft.tags)
+        result.verdict, result.draft, new_errors = diff.verdict, draft, 0
+        if detail:
+            result.changes = [c.to_json() for c in diff.changes]
+        if detail or "check" in recipe.require:
+            result.findings, new_errors = _check_findings(source, edited, draft.tags)
         result.status, result.reason = "changes", _unmet(recipe, result, new_errors)
         if result.reason is not None:
             result.status = "blocked"
