@@ -122,3 +122,50 @@ def build_keras_saved(version_dir: Path) -> Path:
     model.fit(np.ones((8, 4), np.float32), np.ones((8, 2), np.float32), epochs=1, verbose=0)
     t.saved_model.save(model, str(version_dir))
     return version_dir
+
+
+def build_tf1_adam(version_dir: Path, *, resource: bool = False) -> Path:
+    """y = x @ W + b trained one Adam step, exported with SavedModelBuilder: the checkpoint holds the
+    optimizer's slots (w/Adam, w/Adam_1, ...), beta powers and global_step, which no signature reads."""
+    t = tf()
+    graph = t.Graph()
+    with graph.as_default(), t.compat.v1.Session(graph=graph) as session:
+        x = t.compat.v1.placeholder(t.float32, [None, 3], name="x")
+        w = t.compat.v1.get_variable("w", initializer=W, use_resource=resource)
+        b = t.compat.v1.get_variable("b", initializer=B, use_resource=resource)
+        y = t.identity(t.matmul(x, w) + b, name="y")
+        step = t.compat.v1.train.get_or_create_global_step()
+        train = t.compat.v1.train.AdamOptimizer(0.1).minimize(t.reduce_sum(t.square(y - 1.0)), global_step=step)
+        session.run(t.compat.v1.global_variables_initializer())
+        session.run(train, {x: X2})
+        builder = t.compat.v1.saved_model.Builder(str(version_dir))
+        signature = t.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.save()
+    return version_dir
+
+
+def build_tf2_adam(version_dir: Path) -> Path:
+    """A tf.Module computing y = x @ W + b with a Keras Adam optimizer attached as an attribute, after one
+    step: tf.saved_model.save writes the optimizer's variables into the checkpoint and the object graph."""
+    t = tf()
+    import keras
+
+    class Linear(t.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = t.Variable(W, name="w")
+            self.b = t.Variable(B, name="b")
+            self.optimizer = keras.optimizers.Adam(0.1)
+
+        @t.function(input_signature=[t.TensorSpec([None, 3], t.float32, name="x")])
+        def serve(self, x: Any) -> dict:
+            return {"y": t.matmul(x, self.w) + self.b}
+
+    module = Linear()
+    with t.GradientTape() as tape:
+        loss = t.reduce_sum(t.square(module.serve(t.constant(X2))["y"] - 1.0))
+    gradients = tape.gradient(loss, [module.w, module.b])
+    module.optimizer.apply_gradients(zip(gradients, [module.w, module.b], strict=True))
+    t.saved_model.save(module, str(version_dir), signatures={"serving_default": module.serve})
+    return version_dir

@@ -13,7 +13,7 @@ from smsurgery.edits.draft import edit
 from smsurgery.edits.kinds import RemoveSignature
 from smsurgery.edits.prune import unreached
 from tests.conftest import REALMODELS, run_cli, tree_digest
-from tests.repair_models import X, build_tf1, make_writable, tf1_outputs
+from tests.repair_models import X2, X, build_tf1, build_tf1_adam, make_writable, tf1_outputs, tf2_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,7 @@ def _two_signature_tf1(version_dir: Path) -> Path:
 def test_prune_after_signature_removal_drops_its_nodes(tmp_path: Path) -> None:
     source = _two_signature_tf1(tmp_path / "m" / "1")
     removed = edit(source, [RemoveSignature("extra")]).path
-    nodes, _ = unreached(read(removed).meta_graph().proto)
-    assert {"z", "Tanh"} <= set(nodes)
+    assert {"z", "Tanh"} <= set(unreached(read(removed).meta_graph().proto).nodes)
     before = tree_digest(removed)
     dry = run_cli("prune", removed, "--dry-run")
     assert dry.code == 0 and "node z" in dry.stdout and "saved_model.pb" in dry.stdout
@@ -82,3 +81,33 @@ def test_real_tf2_orphan_functions_pruned_both_loaders_agree(model_copy, tmp_pat
         read(source).meta_graph().proto.graph_def.library.function
     )
     assert data["verification"]["ok"] is True
+
+
+@pytest.mark.parametrize("resource", [False, True], ids=["ref-variables", "resource-variables"])
+def test_tf1_optimizer_slots_leave_graph_and_checkpoint(tmp_path: Path, resource: bool) -> None:
+    from smsurgery.core.checkpoint_index import read_index
+
+    source = build_tf1_adam(tmp_path / "m" / "1", resource=resource)
+    names = {e.name for e in read_index(source / "variables" / "variables.index")}
+    assert {"w/Adam", "w/Adam_1", "b/Adam", "beta1_power", "global_step"} <= names
+    before = tree_digest(source)
+    dry = run_cli("prune", source, "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "variable w/Adam (24 bytes)" in dry.stdout and "checkpoint 112 -> 32 bytes" in dry.stdout
+    assert sorted(p.name for p in source.parent.iterdir()) == ["1"]
+    result = run_cli("prune", source, "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verification"]["ok"] is True
+    new = Path(data["path"])
+    assert {e.name for e in read_index(new / "variables" / "variables.index")} == {"w", "b"}
+    meta = read(new).meta_graph().proto
+    assert not any("Adam" in node.name for node in meta.graph_def.node)
+    assert set(meta.collection_def) == {"variables", "trainable_variables"}
+    assert (new / "variables" / "variables.data-00000-of-00001").stat().st_size == 32
+    expected = tf1_outputs(source, ["serve"], {"x": X2})["y"]
+    np.testing.assert_array_equal(tf1_outputs(new, ["serve"], {"x": X2})["y"], expected)
+    np.testing.assert_array_equal(tf2_outputs(new, {"x": X2})["y"], expected)
+    assert tree_digest(source) == before
+    again = run_cli("prune", new)
+    assert again.code == 0 and "nothing to prune" in again.stderr

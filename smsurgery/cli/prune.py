@@ -1,4 +1,4 @@
-"""`smsurgery prune`: drop the nodes and functions nothing reaches (published as a new version)."""
+"""`smsurgery prune`: drop the nodes, functions and variables nothing reaches (published as a new version)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, out, parse_tags
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import run_edits
 from smsurgery.edits.kinds import Prune
-from smsurgery.edits.prune import unreached
 from smsurgery.publishing.target import PublishTarget
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="List what would go and the bytes saved; write nothing.")]
@@ -21,7 +20,7 @@ def prune(
     path: PathArg, dry_run: DryRunOpt = False, tags: TagsOpt = None, as_json: JsonOpt = False, *,
     target: PublishTarget,
 ) -> None:  # fmt: skip
-    """Drop main-graph nodes and library functions that no signature, init op, saver or collection needs."""
+    """Drop the nodes, functions, variables and checkpoint entries no signature, init op or asset needs."""
     if dry_run:
         _dry_run(path, tags)
         return
@@ -29,21 +28,38 @@ def prune(
 
 
 def _dry_run(path: str, tags: str | None) -> None:
+    from smsurgery.core.checkpoint_index import read_index
     from smsurgery.core.model import read
-    from smsurgery.edits.draft import Draft
+    from smsurgery.core.protos import SavedModel
+    from smsurgery.edits.prune import prune_meta
 
-    draft = Draft(read(path), parse_tags(tags))
-    before = draft.saved_model.ByteSize()
-    nodes, functions = unreached(draft.meta)
-    draft.apply(Prune())
-    for name in nodes:
+    model = read(path)
+    saved = SavedModel()
+    saved.CopyFrom(model.proto)
+    before = saved.ByteSize()
+    pruned = prune_meta(saved.meta_graphs[model.meta_graph(parse_tags(tags)).position], saved)
+    index = model.path / "variables" / "variables.index"
+    sizes = {entry.name: entry.size for entry in read_index(index)} if index.is_file() else {}
+    for name in pruned.nodes:
         out.print(f"node {name}")
-    for name in functions:
+    for name in pruned.functions:
         out.print(f"function {name}")
-    after = draft.saved_model.ByteSize()
+    for name in pruned.collection_entries:
+        out.print(f"collection entry {name}")
+    for name in pruned.checkpoint_keys:
+        out.print(f"variable {name} ({sizes.get(name, 0)} bytes)")
+    if not pruned:
+        out.print("nothing to prune: every node, function and variable is reached")
+        return
+    dropped = sum(sizes.get(name, 0) for name in pruned.checkpoint_keys)
+    total = sum(sizes.values())
     out.print(
-        f"would prune {len(nodes)} nodes and {len(functions)} functions: saved_model.pb {before} -> {after} bytes"
+        f"would prune {len(pruned.nodes)} nodes, {len(pruned.functions)} functions and "
+        f"{len(pruned.checkpoint_keys)} variables: saved_model.pb {before} -> {saved.ByteSize()} bytes, "
+        f"checkpoint {total} -> {total - dropped} bytes"
     )
+    if pruned.variables_kept_because:
+        out.print(f"variables kept: {pruned.variables_kept_because}")
 
 
 def register(app: typer.Typer) -> None:

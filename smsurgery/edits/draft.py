@@ -313,9 +313,13 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
         result.checks = check_exposed(source, staging, source_tags, lineage.pairs(draft._meta), lineage.tags)
         result.verification.notes.extend(result.checks)
 
+    def after_carry(staging: Path) -> None:
+        for item in draft.edits:
+            item.rewrite_files(source, staging, draft._saved_model)
+
     result.published = publish_proto(
         draft.source, draft._saved_model, target, before_publish=before_publish if target.verify else None,
-        write_saved_model=writer,
+        write_saved_model=writer, after_carry=after_carry,
     )  # fmt: skip
     if result.verification is not None:  # it ran in the staging folder; report the version it became
         result.verification.b = str(result.published.path)

@@ -51,6 +51,9 @@ class Edit:
         """Problems of the staged new version beyond old-vs-new equality (runs with TensorFlow); none here."""
         return []
 
+    def rewrite_files(self, source: Path, staging: Path, saved: Any) -> None:
+        """Rewrite files of the staged new version after carry-over (`saved`: its protos); none here."""
+
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
 
@@ -292,7 +295,24 @@ class CastInput(Edit):
 @edit_kind("prune")
 @dataclass(frozen=True)
 class Prune(Edit):
-    """Drop main-graph nodes and library functions that nothing the loaders need reaches."""
+    """Drop the nodes, functions, variables and checkpoint entries that nothing the loaders need reaches."""
 
     def apply(self, meta: Any) -> EditReport:
         return prune.prune(meta)
+
+    def apply_to(self, saved: Any, meta: Any) -> EditReport:
+        return prune.prune(meta, saved)
+
+    def rewrite_files(self, source: Path, staging: Path, saved: Any) -> None:
+        """Write the checkpoint again without the entries no saver restores now (TensorFlow's writer)."""
+        keep = prune.restored_keys(saved)
+        if keep is None or not (source / "variables" / "variables.index").is_file():
+            return
+        from smsurgery.core.checkpoint_index import read_index
+
+        entries = read_index(source / "variables" / "variables.index")
+        if all(entry.name in keep for entry in entries):
+            return
+        from smsurgery.graph.checkpoint_rewrite import rewrite_checkpoint
+
+        rewrite_checkpoint(source / "variables", staging / "variables", keep, {e.name: e.size for e in entries})

@@ -1,61 +1,60 @@
-"""Drop what nothing reaches: main-graph nodes and library functions (a pure proto edit).
+"""Drop what no signature needs: nodes, functions, variables and their checkpoint entries (proto edits).
 
-After signatures are removed, the nodes and functions only they used stay
-in `saved_model.pb`. What the loaders need is kept: everything upstream
-(data and control inputs) of the tensors of every `signature_def` entry
-(the init-op signature included), of the saver's filename, save and restore
-ops, and of every node a collection names (init ops, assets, table
-initializers, and, conservatively, the variables and training collections,
-because the TF1 loader re-imports collections and fails on a missing node);
-every function those nodes call or name in an attr, and every function the
-object graph's concrete functions name, with the functions they call.
-Variables are never dropped here: the saver's restore op reaches them all,
-so optimizer slots and other checkpoint entries stay (see the closing note
-of issue 16).
+What the loaders need is kept: everything upstream (data and control inputs)
+of the tensors of every `signature_def` entry (the init-op signature
+included), of the init and asset collections and `asset_file_def`
+(`prune_collections`), and of the saver's filename; every function those
+nodes call or name in an attr, and every function the object graph's
+concrete functions name, with the functions they call.
+
+Variables: a variable stays when one of those roots reaches it (or the
+initializer of a variable that stays does). The others (optimizer slots and
+beta powers, EMA copies, `global_step`) go from a TF1 saver
+(`prune_saver.shrink`), from the variable collections, and then from the
+graph with every node only they reached (the training ops); their
+checkpoint entries go when the new version is written
+(`Prune.rewrite_files`, TensorFlow's own writer in
+`smsurgery.graph.checkpoint_rewrite`). Variables stay as they are when
+another meta graph shares the checkpoint, and in TF2 exports, whose saver
+lives in functions and whose object graph names every variable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core import protos
-from smsurgery.core.errors import UnsupportedModel
-from smsurgery.edits import objectgraph
+from smsurgery.edits import objectgraph, prune_collections, prune_saver
 from smsurgery.edits.changes import Change, EditReport
-
-VARIABLE_PROTO = "tensorflow/core/framework/variable.proto"
-
-
-def _node_name(reference: str) -> str:
-    return reference.lstrip("^").split(":")[0]
+from smsurgery.edits.prune_collections import node_name
 
 
-def _collection_nodes(meta: Any) -> Iterator[str]:
-    variable_def = protos.message_class(VARIABLE_PROTO, "tensorflow.VariableDef")
-    for key, collection in meta.collection_def.items():
-        kind = collection.WhichOneof("kind")
-        if kind == "node_list":
-            yield from (_node_name(value) for value in collection.node_list.value)
-        elif kind == "bytes_list":
-            for value in collection.bytes_list.value:
-                definition = variable_def()
-                try:
-                    definition.ParseFromString(value)
-                except Exception as error:
-                    raise UnsupportedModel(f"collection '{key}' holds something prune cannot read") from error
-                for name in (definition.variable_name, definition.initializer_name, definition.snapshot_name,
-                             definition.initial_value_name):  # fmt: skip
-                    if name:
-                        yield _node_name(name)
+@dataclass
+class Pruned:
+    """What one prune removed from a meta graph."""
+
+    nodes: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    checkpoint_keys: list[str] = field(default_factory=list)
+    collection_entries: list[str] = field(default_factory=list)
+    variables_kept_because: str | None = None  # why no variable was considered, if none could be
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.functions or self.checkpoint_keys or self.collection_entries)
 
 
-def _roots(meta: Any) -> set[str]:
-    roots = {_node_name(name) for s in meta.signature_def.values() for name in objectgraph.signature_tensor_names(s)}
+def _serving_roots(meta: Any) -> set[str]:
+    roots = {node_name(name) for s in meta.signature_def.values() for name in objectgraph.signature_tensor_names(s)}
+    if meta.saver_def.filename_tensor_name:
+        roots.add(node_name(meta.saver_def.filename_tensor_name))
+    return roots | prune_collections.roots(meta)
+
+
+def _saver_roots(meta: Any) -> set[str]:
     saver = meta.saver_def
-    roots |= {_node_name(n) for n in (saver.filename_tensor_name, saver.save_tensor_name, saver.restore_op_name) if n}
-    roots |= set(_collection_nodes(meta))
-    return roots
+    return {node_name(n) for n in (saver.filename_tensor_name, saver.save_tensor_name, saver.restore_op_name) if n}
 
 
 def _functions_named(holder: Any) -> Iterator[str]:
@@ -72,21 +71,33 @@ def _functions_named(holder: Any) -> Iterator[str]:
             yield from (text.decode(errors="replace") for text in value.list.s)
 
 
-def _reached_nodes(meta: Any) -> set[str]:
-    by_name = {node.name: node for node in meta.graph_def.node}
-    reached, todo = set(), [r for r in _roots(meta) if r in by_name]
+def _closure(by_name: dict[str, Any], roots: Iterable[str]) -> set[str]:
+    reached, todo = set(), [r for r in roots if r in by_name]
     while todo:
         name = todo.pop()
         if name in reached:
             continue
         reached.add(name)
-        todo.extend(n for n in map(_node_name, by_name[name].input) if n in by_name and n not in reached)
+        todo.extend(n for n in map(node_name, by_name[name].input) if n in by_name and n not in reached)
     return reached
+
+
+def _variables_reached(meta: Any, by_name: dict[str, Any]) -> set[str]:
+    """Nodes the serving roots reach, with the initializers of the variables among them, to a fixpoint."""
+    roots = _serving_roots(meta)
+    while True:
+        reached = _closure(by_name, roots)
+        variables = {n for n in reached if by_name[n].op in prune_saver.VARIABLE_OPS}
+        more = prune_collections.variable_roots(meta, variables) - roots
+        if not more:
+            return reached
+        roots |= more
 
 
 def _reached_functions(meta: Any, nodes: Iterable[Any]) -> set[str]:
     library = {f.signature.name: f for f in meta.graph_def.library.function}
     todo = [name for node in nodes for name in _functions_named(node)]
+    todo += [node.op for node in nodes if node.op in library]  # functions called as ops
     todo += list(meta.object_graph_def.concrete_functions)
     reached: set[str] = set()
     while todo:
@@ -101,37 +112,85 @@ def _reached_functions(meta: Any, nodes: Iterable[Any]) -> set[str]:
     return reached
 
 
-def unreached(meta: Any) -> tuple[list[str], list[str]]:
-    """(main-graph nodes, library functions) that nothing the loaders need reaches."""
-    nodes = _reached_nodes(meta)
-    kept = [node for node in meta.graph_def.node if node.name in nodes]
-    functions = _reached_functions(meta, kept)
-    library = meta.graph_def.library.function
-    kept_ops = {node.op for node in kept}
-    functions |= {f.signature.name for f in library if f.signature.name in kept_ops}  # functions called as ops
-    dropped_nodes = [node.name for node in meta.graph_def.node if node.name not in nodes]
-    dropped_functions = [f.signature.name for f in library if f.signature.name not in functions]
-    return dropped_nodes, dropped_functions
+def _why_variables_stay(saved: Any | None, meta: Any, entries: list[prune_saver.Entry] | None) -> str | None:
+    if objectgraph.has_object_graph(meta):
+        return "a TF2 export: its saver and object graph keep every variable"
+    if saved is not None and len(saved.meta_graphs) > 1:
+        return "another meta graph shares the checkpoint"
+    if entries is None:
+        return "the saver is not the RestoreV2/SaveV2 pattern prune knows"
+    return None
 
 
-def prune(meta: Any) -> EditReport:
-    """Remove the nodes and functions of `unreached(meta)`; a warning when there are none."""
-    nodes, functions = unreached(meta)
-    if not nodes and not functions:
-        return EditReport(warnings=["nothing to prune: every node and function is reached"])
-    before = meta.ByteSize()
-    drop_nodes, drop_functions = set(nodes), set(functions)
-    kept_nodes = [n for n in meta.graph_def.node if n.name not in drop_nodes]
-    del meta.graph_def.node[:]
-    meta.graph_def.node.extend(kept_nodes)
+def prune_meta(meta: Any, saved: Any | None = None) -> Pruned:
+    """Remove from `meta` what no signature, init op, asset or kept variable needs; what went."""
+    result = Pruned()
+    by_name = {node.name: node for node in meta.graph_def.node}
+    entries = prune_saver.restore_entries(meta)
+    result.variables_kept_because = _why_variables_stay(saved, meta, entries)
+    if result.variables_kept_because is None and entries:
+        reached = _variables_reached(meta, by_name)
+        drop = [e for e in entries if e.variable is not None and e.variable not in reached]
+        result.checkpoint_keys = prune_saver.shrink(meta, drop)
+        roots = reached | _saver_roots(meta)
+    else:
+        roots = _serving_roots(meta) | _saver_roots(meta)
+        variables = {n for n in _closure(by_name, roots) if by_name[n].op in prune_saver.VARIABLE_OPS}
+        roots |= {node_name(d.variable_name) for d in prune_collections.variable_defs(meta)} | variables
+    reached = _closure(by_name, roots)
+    reached = _closure(by_name, reached | prune_collections.variable_roots(meta, reached))
+    result.collection_entries = prune_collections.drop_unreached(meta, reached)
+    kept = [node for node in meta.graph_def.node if node.name in reached]
+    result.nodes = [node.name for node in meta.graph_def.node if node.name not in reached]
     library = meta.graph_def.library
-    kept_functions = [f for f in library.function if f.signature.name not in drop_functions]
-    del library.function[:]
-    library.function.extend(kept_functions)
-    kept_gradients = [g for g in library.gradient if g.function_name not in drop_functions]
-    del library.gradient[:]
-    library.gradient.extend(kept_gradients)
-    shown = ", ".join((nodes + functions)[:5]) + (" ..." if len(nodes) + len(functions) > 5 else "")
-    detail = f"pruned {len(nodes)} nodes and {len(functions)} functions nothing reaches ({shown}); "
-    detail += f"meta graph {before} -> {meta.ByteSize()} bytes"
-    return EditReport([Change("prune", "", old=f"{len(nodes)} nodes, {len(functions)} functions", detail=detail)])
+    functions = _reached_functions(meta, kept)
+    result.functions = [f.signature.name for f in library.function if f.signature.name not in functions]
+    if result.nodes:
+        del meta.graph_def.node[:]
+        meta.graph_def.node.extend(kept)
+    if result.functions:
+        drop_functions = set(result.functions)
+        kept_functions = [f for f in library.function if f.signature.name not in drop_functions]
+        del library.function[:]
+        library.function.extend(kept_functions)
+        kept_gradients = [g for g in library.gradient if g.function_name not in drop_functions]
+        del library.gradient[:]
+        library.gradient.extend(kept_gradients)
+    return result
+
+
+def unreached(meta: Any, saved: Any | None = None) -> Pruned:
+    """What `prune_meta` would remove, `meta` left as it is."""
+    copy = protos.meta_graph_class()()
+    copy.CopyFrom(meta)
+    return prune_meta(copy, saved)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
+def prune(meta: Any, saved: Any | None = None) -> EditReport:
+    """Remove what `unreached` lists; a warning when there is nothing."""
+    before = meta.ByteSize()
+    pruned = prune_meta(meta, saved)
+    if not pruned:
+        return EditReport(warnings=["nothing to prune: every node, function and variable is reached"])
+    nodes, functions, keys = pruned.nodes, pruned.functions, pruned.checkpoint_keys
+    detail = f"pruned {len(nodes)} nodes and {len(functions)} functions nothing reaches ({_shown(nodes + functions)})"
+    if keys:
+        detail += f", {len(keys)} checkpoint entries no signature reads ({_shown(keys)})"
+    detail += f"; meta graph {before} -> {meta.ByteSize()} bytes"
+    old = f"{len(nodes)} nodes, {len(functions)} functions, {len(keys)} variables"
+    return EditReport([Change("prune", "", old=old, detail=detail)])
+
+
+def restored_keys(saved: Any) -> set[str] | None:
+    """The checkpoint keys the savers of `saved` restore; None when one of them cannot be read as TF1's."""
+    keys: set[str] = set()
+    for meta in saved.meta_graphs:
+        entries = prune_saver.restore_entries(meta)
+        if objectgraph.has_object_graph(meta) or entries is None:
+            return None
+        keys |= {entry.key for entry in entries}
+    return keys or None  # no saver restores anything: leave the files alone

@@ -55,6 +55,7 @@ def publish_proto(
     extra_files: dict[str, bytes] | None = None,
     before_publish: Callable[[Path], None] | None = None,
     write_saved_model: Callable[[Path], None] | None = None,
+    after_carry: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
     """Write `saved_model` as the new version `target` of `source`'s base (or of `target.base`).
 
@@ -65,12 +66,15 @@ def publish_proto(
     place (verification); if it raises, nothing is published.
     `write_saved_model(path)` writes (and fsyncs) the file instead of
     serializing `saved_model` (a splice, see `smsurgery.publishing.splice`).
+    `after_carry(staging_dir)` rewrites carried files (prune's checkpoint).
     """
     base = target_base(source, target.base)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
     with staged_version(base, target.version) as staging:
         carried = carry_over(source.path, staging.path, link=target.link, skip=set(extra), progress=target.progress)
+        if after_carry is not None:
+            after_carry(staging.path)
         if write_saved_model is not None:
             write_saved_model(staging.path / "saved_model.pb")
         else:
