@@ -12,7 +12,6 @@ import importlib
 from typing import Any
 
 from smsurgery.core.errors import InternalError, SmsurgeryError
-from smsurgery.inspect.describe import describe
 
 __version__ = "0.1.0"
 
@@ -21,6 +20,7 @@ __version__ = "0.1.0"
 # `check`): importing `smsurgery.inspect.diff` sets an attribute on
 # `smsurgery.inspect`, never on `smsurgery`, so these names cannot flip meaning.
 _EXPORTS = {
+    "describe": "smsurgery.inspect.describe",
     "ModelRef": "smsurgery.core.layout",
     "resolve": "smsurgery.core.layout",
     "read": "smsurgery.core.model",
@@ -54,7 +54,7 @@ _EXPORTS = {
     "run_body": "smsurgery.graph.run",
 }
 
-__all__ = ["InternalError", "SmsurgeryError", "describe", *_EXPORTS]
+__all__ = ["InternalError", "SmsurgeryError", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
