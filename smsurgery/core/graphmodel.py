@@ -75,17 +75,41 @@ class Input:
     control: bool = False
 
 
-def parse_input(text: str, *, in_function: bool) -> Input:
-    """`a:1`, `^a` (graph) or `a:output:1`, `x`, `^a` (function) -> Input; anything else is InvalidName."""
+def parse_input(text: str, *, in_function: bool, lenient: bool = False) -> Input:
+    """`a:1`, `^a` (graph) or `a:output:1`, `x`, `^a` (function) -> Input; anything else is InvalidName.
+
+    `lenient` reads any other text as its node (`node_of`) and the digits
+    after its last colon, for readers of graphs they did not write.
+    """
     text = text.strip()
     if text.startswith("^"):
         return Input(text[1:], control=True)
     match = (_FUNCTION_INPUT if in_function else _GRAPH_INPUT).match(text)
     if not match:
+        if lenient:
+            last = text.rsplit(":", 1)[-1] if ":" in text else "0"
+            return Input(node_of(text), int(last) if last.isdigit() else 0)
         form = "NODE:ARG:INDEX or an argument name" if in_function else "NODE or NODE:INDEX"
         raise InvalidName(f"'{text}' is not a tensor name", hint=f"expected {form}")
     index = int(match["index"] or 0)
     return Input(match["node"], index, match.groupdict().get("arg"))
+
+
+def data_inputs(node: Any) -> list[str]:
+    """A node's input entries without its control inputs (`^a`), in order: what its input positions count."""
+    return [i for i in node.input if not i.startswith("^")]
+
+
+def attr_functions(value: Any, label: str) -> Iterator[tuple[str, str]]:
+    """(label, function) for every function an AttrValue names: `func`, `list(func)`, and recursively
+    every function in those NameAttrLists' own attrs (`f.attr.g` binds `g` of the function `f` calls)."""
+    kind = value.WhichOneof("value")
+    funcs = [value.func] if kind == "func" else list(value.list.func) if kind == "list" else []
+    for func in funcs:
+        if func.name:
+            yield label, func.name
+        for key, inner in func.attr.items():
+            yield from attr_functions(inner, f"{label}.attr.{key}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,7 @@ class Scope:
     function_def: Any = None
     args: dict[str, Any] = field(default_factory=dict)  # input arg name -> ArgDef (functions)
     arg_positions: dict[str, int] = field(default_factory=dict)
+    lenient: bool = False  # read odd input names as their node (readers), not as an error (edits)
     _consumers: dict[str, list[tuple[str, int]]] | None = None
     _inputs: dict[str, list[Input]] = field(default_factory=dict)
 
@@ -147,7 +172,9 @@ class Scope:
 
     def inputs(self, node: str) -> list[Input]:
         if node not in self._inputs:
-            self._inputs[node] = [parse_input(t, in_function=self.in_function) for t in self.nodes[node].input]
+            self._inputs[node] = [
+                parse_input(t, in_function=self.in_function, lenient=self.lenient) for t in self.nodes[node].input
+            ]
         return self._inputs[node]
 
     def consumers(self, node: str) -> list[tuple[str, int]]:
@@ -198,10 +225,16 @@ def _output_names(scope: Scope, name: str) -> list[tuple[str | None, int]]:
 
 
 class GraphModel:
-    """The scopes of one MetaGraphDef, their calls and callers; built lazily, read-only."""
+    """The scopes of one MetaGraphDef, their calls and callers; built lazily, read-only.
 
-    def __init__(self, meta: Any) -> None:
+    Edits build it strict (an input name that is neither `node:index` nor
+    `node:arg:index` is an error); readers pass `lenient=True`, so that a
+    report on a graph nobody here wrote never stops at an odd name.
+    """
+
+    def __init__(self, meta: Any, *, lenient: bool = False) -> None:
         self.meta = meta
+        self.lenient = lenient
         self._scopes: dict[str, Scope] = {}
         self._function_defs: dict[str, Any] | None = None
         self._callers: dict[str, list[Call]] | None = None
@@ -222,12 +255,13 @@ class GraphModel:
         """The main graph (`""`) or function `name`; KeyError if the library has no such function."""
         if name not in self._scopes:
             if name == MAIN:
-                self._scopes[name] = Scope(MAIN, {n.name: n for n in self.meta.graph_def.node})
+                self._scopes[name] = Scope(MAIN, {n.name: n for n in self.meta.graph_def.node}, lenient=self.lenient)
             else:
                 fdef = self.function_defs[name]
                 args = {a.name: a for a in fdef.signature.input_arg}
                 positions = {a.name: i for i, a in enumerate(fdef.signature.input_arg)}
-                self._scopes[name] = Scope(name, {n.name: n for n in fdef.node_def}, fdef, args, positions)
+                nodes = {n.name: n for n in fdef.node_def}
+                self._scopes[name] = Scope(name, nodes, fdef, args, positions, lenient=self.lenient)
         return self._scopes[name]
 
     # ------------------------------------------------------------ calls

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smsurgery.core.graphmodel import data_inputs
 from smsurgery.core.model import INIT_OP_SIGNATURE, SavedModelFile, read
 from smsurgery.inspect.scan_assets import AssetTracer, asset_tensor_names
-from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph, data_inputs
+from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph
 from smsurgery.inspect.scan_ops import (
     CHECKPOINT_OPS,
     DENYLIST,

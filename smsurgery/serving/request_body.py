@@ -122,7 +122,7 @@ def _sample_value(
 ) -> Any:
     """A sample for one input; a declared scalar gets `batch` instances in row format, as Serving allows."""
     view = dataclasses.replace(tensor, shape=(-1,)) if fmt == ROW and tensor.shape == () else tensor
-    features = example_features(meta.graph_def, tensor.name or "") if tensor.dtype == "DT_STRING" else None
+    features = example_features(meta, tensor.name or "") if tensor.dtype == "DT_STRING" else None
     image = True if tensor.alias in images else None
     return sample_tensor_json(view, batch=batch, seed=seed, features=features, example_bytes=example_bytes, image=image)
 
@@ -213,7 +213,7 @@ def _examples_body(
     except InvalidRequest as error:
         refusal = f"TensorFlow Serving's {method} API refuses signature '{signature.key}'"
         raise InvalidRequest(f"{refusal}: {error}") from error
-    features = example_features(meta.graph_def, input_name)
+    features = example_features(meta, input_name)
     notes: list[str] = []
     dtype = signature.input("inputs").dtype
     if features is None and dtype != "DT_STRING" and "inputs" not in given:
