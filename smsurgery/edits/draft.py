@@ -34,8 +34,8 @@ from smsurgery.edits.signatures import SIDES, Change, EditReport, user_keys
 from smsurgery.edits.validate import problems, validate
 from smsurgery.publishing import splice
 from smsurgery.publishing.memoryguard import require_memory_for
-from smsurgery.publishing.new_version import DEFAULT_TARGET, PublishedVersion, publish_proto
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.new_version import PublishedVersion, publish_proto
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 
 EDIT_SCHEMA = "smsurgery.edit/1"
 

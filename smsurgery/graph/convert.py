@@ -46,8 +46,7 @@ from smsurgery.graph.convert_source import Candidates, Source, TensorsNeeded
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session
 from smsurgery.publishing.atomic import next_version, staged_version
 from smsurgery.publishing.comparison import Tolerance, compare_outputs, tolerance
-from smsurgery.publishing.new_version import DEFAULT_TARGET
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 from smsurgery.serving.samples import sample_inputs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"

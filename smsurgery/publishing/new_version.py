@@ -22,9 +22,7 @@ from smsurgery.core.integrity import require_intact
 from smsurgery.core.layout import ModelRef
 from smsurgery.core.model import SavedModelFile
 from smsurgery.publishing.atomic import CarryReport, carry_over, staged_version, write_bytes_synced
-from smsurgery.publishing.target import PublishTarget
-
-DEFAULT_TARGET = PublishTarget()
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 
 
 @dataclass(frozen=True)
