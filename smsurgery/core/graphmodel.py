@@ -267,21 +267,18 @@ class GraphModel:
     # ------------------------------------------------------------ calls
 
     def calls(self, scope: str, node: str, bindings: dict[str, str] | None = None) -> list[Call]:
-        """Functions that `node` of `scope` calls; attr placeholders resolved through `bindings`."""
+        """Functions that `node` of `scope` calls; attr placeholders resolved through `bindings`.
+
+        A function named inside a NameAttrList's own attrs (`f.attr.g`) counts
+        too: TensorFlow runs it when it runs `f`, and scan has always followed it.
+        """
         item = self.scope(scope).nodes[node]
         found = []
         for attr, value in sorted(item.attr.items()):
-            names: list[str] = []
-            kind = value.WhichOneof("value")
-            if kind == "func":
-                names = [value.func.name]
-            elif kind == "list" and len(value.list.func):
-                names = [f.name for f in value.list.func]
-            elif kind == "placeholder" and bindings and value.placeholder in bindings:
-                names = [bindings[value.placeholder]]
-            for name in names:
-                if name in self.function_defs:
-                    found.append(Call(scope, node, name, attr, _call_kind(item.op)))
+            named = list(attr_functions(value, attr))
+            if value.WhichOneof("value") == "placeholder" and bindings and value.placeholder in bindings:
+                named = [(attr, bindings[value.placeholder])]
+            found += [Call(scope, node, f, label, _call_kind(item.op)) for label, f in named if f in self.function_defs]
         return found
 
     def callees(self, scope: str) -> list[Call]:
