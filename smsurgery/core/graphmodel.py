@@ -232,6 +232,11 @@ class GraphModel:
     report on a graph nobody here wrote never stops at an odd name.
     """
 
+    @classmethod
+    def of_graph(cls, graph_def: Any, *, lenient: bool = False) -> GraphModel:
+        """The model of a bare GraphDef (one TensorFlow made in memory, or a frozen graph)."""
+        return cls(_GraphOnly(graph_def), lenient=lenient)
+
     def __init__(self, meta: Any, *, lenient: bool = False) -> None:
         self.meta = meta
         self.lenient = lenient
@@ -344,9 +349,9 @@ class GraphModel:
             stack.extend(i.node for i in index.inputs(name) if i.node in index.nodes and i.node not in seen)
         return seen
 
-    def downstream(self, scope: str, nodes: Iterable[str]) -> set[str]:
-        """Nodes of `scope` that depend on `nodes`, `nodes` included."""
-        index = self.scope(scope)
+    def downstream(self, scope: str, nodes: Iterable[str], *, stop: Iterable[str] = ()) -> set[str]:
+        """Nodes of `scope` that depend on `nodes`, `nodes` included; `stop` not crossed."""
+        index, stops = self.scope(scope), set(stop)
         seen: set[str] = set()
         stack = list(nodes)
         while stack:
@@ -354,8 +359,19 @@ class GraphModel:
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(c for c, _ in index.consumers(name) if c not in seen)
+            if name not in stops:
+                stack.extend(c for c, _ in index.consumers(name) if c not in seen)
         return seen
+
+    def tensor_consumers(self, scope: str, node: str, index: int) -> list[str]:
+        """Nodes of `scope` that read output `index` of `node` as data (not as a control input)."""
+        local = self.scope(scope)
+        found = []
+        for consumer, position in local.consumers(node):
+            item = local.inputs(consumer)[position]
+            if not item.control and item.index == index:
+                found.append(consumer)
+        return found
 
     # ------------------------------------------------------------ tensors
 
@@ -401,6 +417,13 @@ class GraphModel:
         for name, node in index.nodes.items():
             if node.op != "NoOp":
                 yield from index.output_refs(name)
+
+
+@dataclass(frozen=True)
+class _GraphOnly:
+    """Stands for a MetaGraphDef that holds only `graph_def`."""
+
+    graph_def: Any
 
 
 class _EmptyNode:
