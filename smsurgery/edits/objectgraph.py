@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsurgery.core.errors import InternalError, UnsupportedModel
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.graphmodel import node_of, parse_input
 
 SIGNATURE_MAP = "signature_map"
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
@@ -285,8 +285,8 @@ Remap = Callable[[str, int], "tuple[str, int | None]"]
 
 
 def _split(name: str) -> tuple[str, int]:
-    node, _, index = name.partition(":")
-    return node, int(index) if index.isdigit() else 0
+    read = parse_input(name, in_function=False, lenient=True)
+    return read.node, read.index
 
 
 def rewrite_signature_tensors(signature: Any, remap: Remap) -> None:
