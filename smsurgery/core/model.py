@@ -190,6 +190,14 @@ class MetaGraph:
         return tuple(self.skim.meta_info_def.tags)
 
     @property
+    def graph_bytes(self) -> int:
+        """Size of `graph_def` (binary): from the skimmed file's layout, else from the graph already in memory."""
+        layout = self.model.layout if self._given is None else None
+        if layout is not None:
+            return layout.meta_graphs[self.position].graph_bytes
+        return self.graph_def.ByteSize()
+
+    @property
     def kind(self) -> str:
         """`tf2` when an object graph is present (tf.saved_model.save), else `tf1`."""
         return "tf2" if len(self.skim.object_graph_def.nodes) > 0 else "tf1"
