@@ -66,13 +66,25 @@ def fleet(tmp_path: Path) -> tuple[Path, list[str]]:
     [
         (
             '[[steps]]\nop = "rename_signature"\nold = "a"\nnew = "b"\n\n[[steps]]\nop = "renam"\n',
-            ["step 2 (line 6)", "unknown edit 'renam'", "rename_signature"],
+            ["r.toml:7: step 2 has unknown kind 'renam'; known kinds:", "rename_signature", "strip_devices"],
         ),
-        ('[[steps]]\nop = "rename_signature"\nold = "a"\nnwe = "b"\n', ["step 1 (line 1)", "nwe"]),
+        (
+            '[[steps]]\nop = "rename_signature"\nold = "a"\nnwe = "b"\n',
+            ["r.toml:4: step 1 (rename_signature) has no field 'nwe'; its fields are: old, new"],
+        ),
+        ('[[steps]]\nop = "rename_signature"\nold = "a"\n', ["r.toml:1: step 1 (rename_signature) is missing 'new'"]),
+        ('[[steps]]\nop = "rename_signature"\nold = 3\nnew = "b"\n', ["r.toml:3:", "'old' must be a string"]),
         (
             '[[steps]]\nop = "remove_signature"\nkey = "a"\n[steps.match]\nsignatur = "a"\n',
-            ["unknown match rule", "signatur", "signature"],
+            ["r.toml:5:", "unknown match rule 'signatur'; known rules: signature, no_signature", "input_shape"],
         ),
+        (
+            '[[steps]]\nop = "remove_signature"\nkey = "a"\n[steps.match]\nkind = "tf1"\ninput_shape = "?,2x"\n',
+            ["r.toml:6:", "'2x' is not a size"],
+        ),
+        ('[[steps]]\nop = "remove_signature"\nkey = "a"\n[steps.match]\ninput_dtype = "floaty"\n', ["DT_FLOAT"]),
+        ('[[steps]]\nop = "remove_signature"\nkey = "a"\nmatch = "x"\n', ["r.toml:4:", "must be a table"]),
+        ('{"steps": [\n {"op": "rename_signature",\n  "old": "a",\n  "nwe": "b"}]}', ["r.toml:4:", "'nwe'"]),
         (
             '[require]\nverdict = "fine"\n[[steps]]\nop = "remove_signature"\nkey = "a"\n',
             ["require.verdict", "breaking"],
@@ -251,3 +263,50 @@ def test_require_check_reads_what_check_finds_in_the_result(fleet: tuple[Path, l
         (model,) = planned["models"]
         assert model["status"] == status, (level, model)
         assert "SM-SIG-NO-DEFAULT" in {f["code"] for f in model["findings"]}
+
+
+# --- match rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rules", "fits"),
+    [
+        ({"input_shape": "?,64,64,3"}, {"keras_image"}),
+        ({"input_shape": "-1,*,*,3"}, {"keras_image"}),
+        ({"input_shape": "*,3"}, {"tf2_module", "tf1_linear"}),
+        ({"input_shape": "...,3"}, {"keras_image", "tf2_module", "tf1_linear"}),
+        ({"input_shape": "[None]"}, {"tf2_module", "tf1_lookup"}),
+        ({"input_shape": "..."}, set(FLEET.values())),
+        ({"input_dtype": "string"}, {"tf1_lookup"}),
+        ({"input_dtype": "DT_FLOAT", "kind": "tf1"}, {"tf1_linear"}),
+        ({"alias": "serve/features"}, {"keras_mlp"}),
+        ({"alias": "words"}, {"tf1_lookup"}),
+        ({"tags": "serve"}, set(FLEET.values())),
+        ({"tags": "serve,gpu"}, set()),
+        ({"no_signature": "serve", "signature": "serving_default"}, {"tf2_module", "tf1_lookup"}),
+    ],
+)  # fmt: skip
+def test_match_rules_pick_models_by_shape_dtype_alias_and_tags(rules: dict[str, str], fits: set[str]) -> None:
+    from smsurgery.recipes.matching import mismatch
+
+    text = "".join(f'{k} = "{v}"\n' for k, v in rules.items())
+    rules = dict(parse(f'[[steps]]\nop = "strip_devices"\n[steps.match]\n{text}').steps[0].match)
+    assert {f for f in FLEET.values() if mismatch(rules, read(FIXTURE_MODELS / f).meta_graph()) is None} == fits
+
+
+def test_set_devices_match_field_and_the_step_rules_do_not_collide(fleet: tuple[Path, list[str]]) -> None:
+    _, bases = fleet
+    both = parse(
+        '[[steps]]\nop = "set_devices"\ndevice = "/device:CPU:0"\nmatch = "*GPU*"\n[steps.when]\nkind = "tf1"\n'
+    ).steps[0]
+    assert (both.edit.match, dict(both.match)) == ("*GPU*", {"kind": "tf1"})
+    rules_only = parse('[[steps]]\nop = "set_devices"\ndevice = "/device:CPU:0"\n[steps.match]\nkind = "tf1"\n')
+    assert (rules_only.steps[0].edit.match, dict(rules_only.steps[0].match)) == (None, {"kind": "tf1"})
+    with pytest.raises(InvalidEdit, match="not both"):
+        parse('{"steps": [{"op": "set_devices", "device": "/cpu", "match": {"kind": "tf1"}, "when": {"kind": "tf1"}}]}')
+    planned = rules_only.plan([bases[0], bases[3]])  # keras_mlp (tf2): skipped; tf1_linear: every node placed
+    steps = {Path(m.base).name: m.steps[0] for m in planned.models}
+    assert steps["k1"].status == "skipped" and steps["k1"].details == ["a tf2 export"]
+    assert steps["lin"].status == "applied"
+    glob_only = parse('[[steps]]\nop = "set_devices"\ndevice = "/device:CPU:0"\nmatch = "*GPU*"\n').plan([bases[3]])
+    assert "matches '*GPU*'" in (glob_only.models[0].reason or "")  # the glob reached the edit: no GPU pin there
