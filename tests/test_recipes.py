@@ -195,6 +195,7 @@ def test_apply_publishes_what_plan_said_then_is_a_no_op(fleet: tuple[Path, list[
     assert "times_six" in read(root / "models" / "m").meta_graph().signature_keys()
     again = recipe.apply(bases, jobs=2)
     assert again.exit_status == 0 and again.count("unchanged") == len(bases)
+    assert recipe.plan(bases).exit_status == 0  # nothing left to do
     assert all(sorted(p.name for p in Path(b).iterdir()) in (["1"], ["1", "2"]) for b in bases)
 
 
@@ -310,3 +311,27 @@ def test_set_devices_match_field_and_the_step_rules_do_not_collide(fleet: tuple[
     assert steps["lin"].status == "applied"
     glob_only = parse('[[steps]]\nop = "set_devices"\ndevice = "/device:CPU:0"\nmatch = "*GPU*"\n').plan([bases[3]])
     assert "matches '*GPU*'" in (glob_only.models[0].reason or "")  # the glob reached the edit: no GPU pin there
+
+
+def test_plan_warns_once_per_step_that_matches_no_model(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    text = RECIPE + '\n[[steps]]\nop = "remove_signature"\nkey = "nope"\n[steps.match]\nsignature = "nope"\n'
+    report = parse(text, source="r.toml").plan(bases)
+    assert report.warnings == ["step 4 (line 26) (remove_signature) matches no model"]
+    assert report.exit_status == 1  # a warning, not an error
+    (root / "warn.toml").write_text(text)
+    shown = run_cli("plan", root / "warn.toml", *bases)
+    assert shown.code == 1 and "step 4 (line 26) (remove_signature) matches no model" in shown.stderr
+
+
+def test_cli_shards_apply_disjoint_and_complete_shares(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    touched: list[str] = []
+    for index in range(3):
+        report = json.loads(
+            run_cli("apply", root / "recipe.toml", *bases, "--shard", f"{index}/3", "--no-verify", "--json").stdout
+        )
+        touched += [m["base"] for m in report["models"]]
+    assert sorted(touched) == sorted(bases)  # every base in exactly one shard
+    after = run_cli("plan", root / "recipe.toml", *bases, "--json")
+    assert after.code == 0 and json.loads(after.stdout)["summary"]["unchanged"] == len(bases)
