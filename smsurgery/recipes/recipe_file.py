@@ -32,6 +32,7 @@ from smsurgery.core.errors import InvalidEdit, PathNotFound, SmsurgeryError, lis
 from smsurgery.core.json_fields import wrong_field
 from smsurgery.core.user_files import read_user_file
 from smsurgery.edits.kinds import EDIT_TYPES, Edit, edit_from_json
+from smsurgery.recipes.attachments import ATTACH_TYPES, Attachment
 from smsurgery.recipes.matching import MATCH_RULES, normalize
 
 RECIPE_SCHEMA = "smsurgery.recipe/1"
@@ -49,7 +50,7 @@ MAX_RECIPE_BYTES = 1 << 20
 class Step:
     """One edit of the recipe, its match rules, and where it is written (for messages)."""
 
-    edit: Edit
+    edit: Edit | Attachment
     match: Mapping[str, str] = field(default_factory=dict)
     line: int | None = None
 
@@ -65,6 +66,16 @@ class RecipeFile:
     require: Mapping[str, str] = field(default_factory=dict)
     source: str = "<recipe>"
     tags: tuple[str, ...] | None = None
+
+    @property
+    def edits(self) -> tuple[tuple[int, Step], ...]:
+        """(number, step) of the in-memory edit steps, which come first."""
+        return tuple((n, s) for n, s in enumerate(self.steps, 1) if not isinstance(s.edit, Attachment))
+
+    @property
+    def attachments(self) -> tuple[tuple[int, Step], ...]:
+        """(number, step) of the attachment steps (image_input, warmup, ...), which come last."""
+        return tuple((n, s) for n, s in enumerate(self.steps, 1) if isinstance(s.edit, Attachment))
 
 
 def read_recipe(path: str | Path) -> RecipeFile:
@@ -101,6 +112,7 @@ def parse(text: str, *, source: str = "<recipe>") -> RecipeFile:
         _step(item, number, layout[number - 1] if number <= len(layout) else {}, source)
         for number, item in enumerate(raw_steps, 1)
     )
+    _attachments_last(steps, source)
     return RecipeFile(steps, _require(document.get("require", {}), source), source, _tags(document.get("tags"), source))
 
 
@@ -138,9 +150,25 @@ def step_layout(text: str) -> list[dict[str, int]]:
     return layout
 
 
+KINDS: dict[str, type] = {**EDIT_TYPES, **ATTACH_TYPES}
+
+
+def _attachments_last(steps: tuple[Step, ...], source: str) -> None:
+    """An attachment builds on a published version, so no in-memory edit may follow one."""
+    first = next((n for n, s in enumerate(steps, 1) if isinstance(s.edit, Attachment)), None)
+    later = next((n for n, s in enumerate(steps, 1) if first and n > first and isinstance(s.edit, Edit)), None)
+    if first is not None and later is not None:
+        step = steps[later - 1]
+        raise InvalidEdit(
+            f"{source}{f':{step.line}' if step.line else ''}: step {later} ({step.edit.op}) is an edit in memory "
+            f"after step {first} ({steps[first - 1].edit.op}), an attachment",
+            hint=f"attachments ({listing(sorted(ATTACH_TYPES))}) build on the edited model: put them last",
+        )
+
+
 def kind_fields(op: str) -> tuple[list[str], list[str]]:
     """(every field, the required ones) of a step kind, in declaration order."""
-    cls = EDIT_TYPES[op]
+    cls = KINDS[op]
     every = [f.name for f in dataclasses.fields(cls)]
     required = [
         f.name for f in dataclasses.fields(cls)
@@ -159,9 +187,9 @@ def _step(item: Any, number: int, lines: dict[str, int], source: str) -> Step:
     if not isinstance(item, dict):
         raise fail(": a step must be a table with an 'op'")
     op = item.get("op")
-    if not isinstance(op, str) or op not in EDIT_TYPES:
+    if not isinstance(op, str) or op not in KINDS:
         what = "has no 'op'" if op is None else f"has unknown kind {op!r}"
-        raise fail(f" {what}; known kinds: {listing(sorted(EDIT_TYPES))}", "op")
+        raise fail(f" {what}; known kinds: {listing(sorted(KINDS))}", "op")
     fields, required = kind_fields(op)
     rules, arguments = _split_rules(item, fields, lambda m, k="", h=None: fail(f" ({op}){m}", k, h))
     unknown = [k for k in arguments if k != "op" and k not in fields]
@@ -170,14 +198,18 @@ def _step(item: Any, number: int, lines: dict[str, int], source: str) -> Step:
     missing = [k for k in required if k not in arguments]
     if missing:
         raise fail(f" ({op}) is missing '{missing[0]}'; its fields are: {listing(fields)}")
-    wrong = wrong_field(EDIT_TYPES[op], arguments)
+    wrong = wrong_field(KINDS[op], arguments)
     if wrong is not None:
         raise fail(f" ({op}): {wrong}", wrong.split("'")[1])
     try:
-        edit = edit_from_json(arguments)
+        edit = ATTACH_TYPES[op](**_fields(arguments)) if op in ATTACH_TYPES else edit_from_json(arguments)
     except SmsurgeryError as error:
         raise fail(f" ({op}): {error.message.removeprefix(f'edit {op}: ')}", hint=error.hint) from error
     return Step(edit, rules, line)
+
+
+def _fields(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in arguments.items() if k != "op"}
 
 
 def _split_rules(item: dict[str, Any], fields: list[str], fail: Any) -> tuple[dict[str, str], dict[str, Any]]:
