@@ -16,6 +16,7 @@ import pytest
 
 from smsurgery import read
 from smsurgery.core.errors import InvalidEdit, InvalidOption
+from smsurgery.publishing.target import PublishTarget
 from smsurgery.recipes import load, parse
 from smsurgery.recipes.plan import expand_bases, select_shard
 from tests.conftest import FIXTURE_MODELS, REPO, SCHEMAS, assert_one_line_error, run_cli, tree_digest
@@ -335,3 +336,98 @@ def test_cli_shards_apply_disjoint_and_complete_shares(fleet: tuple[Path, list[s
     assert sorted(touched) == sorted(bases)  # every base in exactly one shard
     after = run_cli("plan", root / "recipe.toml", *bases, "--json")
     assert after.code == 0 and json.loads(after.stdout)["summary"]["unchanged"] == len(bases)
+
+
+# --- attachment steps --------------------------------------------------------------------------
+
+ATTACH_RECIPE = """\
+[[steps]]
+op = "rename_alias"
+signature = "serving_default"
+old = "output_0"
+new = "probs"
+[steps.match]
+alias = "serving_default/output_0"
+
+[[steps]]
+op = "image_input"
+[steps.match]
+input_shape = "?,*,*,3"
+
+[[steps]]
+op = "warmup"
+"""
+
+
+def test_attachments_must_come_after_the_in_memory_edits() -> None:
+    with pytest.raises(InvalidEdit) as caught:
+        parse('[[steps]]\nop = "warmup"\n\n[[steps]]\nop = "strip_devices"\n', source="r.toml")
+    assert "r.toml:4: step 2 (strip_devices) is an edit in memory after step 1 (warmup)" in str(caught.value)
+    with pytest.raises(InvalidEdit, match="its fields are: labels_file, signature"):
+        parse('[[steps]]\nop = "labels"\nfile = "x"\n')
+
+
+def test_attachment_plans_say_what_they_add_without_tensorflow(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    (root / "labels.txt").write_text("cat\ndog\nbird\n")
+    recipe = parse(
+        f'[[steps]]\nop = "labels"\nlabels_file = "{root / "labels.txt"}"\n[steps.match]\nsignature = "serve"\n\n'
+        '[[steps]]\nop = "example_input"\nsignature = "prediction"\nmethod = "regress"\n'
+        '[steps.match]\nsignature = "prediction"\n'
+    )
+    planned = {Path(m.base).name: m for m in recipe.plan([bases[1], bases[3]]).models}  # keras_image, tf1_linear
+    image, linear = planned["k2"], planned["lin"]
+    assert (image.status, image.verdict, [s.status for s in image.steps]) == (
+        "changes",
+        "compatible",
+        ["applied", "skipped"],
+    )
+    assert (
+        "signature 'labels' gives the top" in image.steps[0].details[0] and "of 3 classes" in image.steps[0].details[0]
+    )
+    assert (linear.status, [s.status for s in linear.steps]) == ("changes", ["skipped", "applied"])
+    assert linear.steps[1].details == ["signature 'regress' (regress) parses tf.Examples (features x) for 'prediction'"]
+    rerun = (
+        parse('[[steps]]\nop = "image_input"\nsignature = "prediction"\n').plan([bases[3]]).models[0]
+    )  # tf1_linear has no image input
+    assert rerun.status == "error" and "no image-like input" in (rerun.reason or "")
+
+
+def test_a_stale_scratch_base_of_a_killed_apply_is_removed_by_the_next(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    stale = Path(bases[0]) / ".smsurgery-scratch-999999-0123abcd"
+    shutil.copytree(FIXTURE_MODELS / "keras_mlp" / "1", stale / "1")
+    assert load(root / "recipe.toml").apply(bases[:1], target=PublishTarget(verify=False)).exit_status == 0
+    assert sorted(p.name for p in Path(bases[0]).iterdir()) == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_attachments_publish_one_version_per_model_and_then_nothing(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    (root / "attach.toml").write_text(ATTACH_RECIPE)
+    chosen = [bases[1], bases[3]]  # keras_image (TF2, an image input), tf1_linear (TF1, no image)
+    planned = json.loads(run_cli("plan", root / "attach.toml", *chosen, "--json").stdout)
+    steps = {Path(m["base"]).name: [s["status"] for s in m["steps"]] for m in planned["models"]}
+    assert steps == {"k2": ["applied", "applied", "applied"], "lin": ["skipped", "skipped", "applied"]}
+    applied = run_cli("apply", root / "attach.toml", *chosen, "--json")
+    assert applied.code == 0, applied.stdout + applied.stderr
+    for model in json.loads(applied.stdout)["models"]:
+        plan = next(m for m in planned["models"] if m["base"] == model["base"])
+        assert model["changes"] == [d for s in plan["steps"] if s["status"] == "applied" for d in s["details"]]
+        assert sorted(p.name for p in Path(model["base"]).iterdir()) == ["1", "2"]  # no scratch base left
+        assert (Path(model["base"]) / "2" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    image = read(f"{bases[1]}@2").meta_graph()
+    assert set(image.signature_keys()) == {"serve", "serving_default", "serving_b64"}
+    assert image.signature("serving_b64").outputs[0].alias == "probs"
+    script = (
+        "import sys, tensorflow as tf\n"
+        "p = sys.argv[1]\n"
+        "with tf.compat.v1.Session(graph=tf.Graph()) as s:\n"
+        "    meta = tf.compat.v1.saved_model.loader.load(s, ['serve'], p)\n"
+        "keys = set(meta.signature_def) - {'__saved_model_init_op'}\n"
+        "assert keys == set(tf.saved_model.load(p).signatures) == {'serve', 'serving_default', 'serving_b64'}, keys\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, f"{bases[1]}/2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads(run_cli("apply", root / "attach.toml", *chosen, "--json").stdout)
+    assert again["summary"]["unchanged"] == 2
