@@ -112,7 +112,26 @@ def test_json_recipe_has_the_same_structure() -> None:
 def test_recipe_schema_file_accepts_the_documented_recipe() -> None:
     import tomllib
 
-    jsonschema.validate(tomllib.loads(RECIPE), json.loads((SCHEMAS / "recipe.json").read_text()))
+    schema = json.loads((SCHEMAS / "recipe.json").read_text())
+    jsonschema.validate(tomllib.loads(RECIPE), schema)
+    jsonschema.validate(tomllib.loads(ATTACH_RECIPE), schema)
+    devices = '[[steps]]\nop = "set_devices"\ndevice = "/cpu:0"\nmatch = "*GPU*"\n[steps.when]\nkind = "tf1"\n'
+    jsonschema.validate(tomllib.loads(devices), schema)
+    for bad in ('[[steps]]\nop = "rename_signature"\nold = "a"\nnwe = "b"\n', '[[steps]]\nop = "renam"\n'):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(tomllib.loads(bad), schema)
+
+
+def test_recipe_schema_has_every_kind_with_exactly_its_fields() -> None:
+    from smsurgery.recipes.recipe_file import KINDS, kind_fields
+
+    items = json.loads((SCHEMAS / "recipe.json").read_text())["properties"]["steps"]["items"]
+    branches = {b["if"]["properties"]["op"]["const"]: b["then"] for b in items["allOf"]}
+    assert sorted(branches) == sorted(KINDS) == items["properties"]["op"]["enum"]
+    for op, then in branches.items():
+        every, required = kind_fields(op)
+        assert set(then["properties"]) == {"op", "match", "when", *every}, op
+        assert then["required"] == ["op", *required], op
 
 
 def test_shards_are_disjoint_complete_and_stable(tmp_path: Path) -> None:
