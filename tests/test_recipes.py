@@ -386,6 +386,14 @@ def test_attachments_must_come_after_the_in_memory_edits() -> None:
         parse('[[steps]]\nop = "labels"\nfile = "x"\n')
 
 
+def test_attachment_default_keys_are_those_of_the_commands() -> None:
+    from smsurgery.attach import example_plan, image_plan, labels_plan
+    from smsurgery.recipes import attachments
+
+    assert attachments.IMAGE_KEY == image_plan.DEFAULT_TARGET and attachments.WARMUP == image_plan.WARMUP
+    assert attachments.LABELS_KEY == labels_plan.DEFAULT_KEY and attachments.EXAMPLE_KEYS == example_plan.DEFAULT_KEYS
+
+
 def test_attachment_plans_say_what_they_add_without_tensorflow(fleet: tuple[Path, list[str]]) -> None:
     root, bases = fleet
     (root / "labels.txt").write_text("cat\ndog\nbird\n")

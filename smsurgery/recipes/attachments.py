@@ -23,13 +23,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from smsurgery.attach.example_plan import DEFAULT_KEYS, plan_example_input
-from smsurgery.attach.image_plan import DEFAULT_TARGET, WARMUP, plan_image_input
-from smsurgery.attach.labels_plan import DEFAULT_KEY as LABELS_KEY
-from smsurgery.attach.labels_plan import plan_labels
 from smsurgery.core.errors import InternalError, InvalidEdit
 from smsurgery.core.model import MetaGraph, SavedModelFile
 from smsurgery.publishing.target import PublishTarget
+
+# What each kind adds when its new_key is not given (those of `smsurgery.attach.*_plan`, which are imported only
+# when a step is planned: a recipe of in-memory edits does not pay for them; a test checks they agree).
+IMAGE_KEY, LABELS_KEY, WARMUP = "serving_b64", "labels", "tf_serving_warmup_requests"
+EXAMPLE_KEYS = {"predict": "predict_examples", "classify": "classify", "regress": "regress"}
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class ImageInput(Attachment):
 
     def done(self, meta: MetaGraph) -> str | None:
         source = self.signature or "serving_default"
-        key = source if self.replace else self.new_key or DEFAULT_TARGET
+        key = source if self.replace else self.new_key or IMAGE_KEY
         if key != source:
             return _has_key(meta, key)
         if key in meta.signature_keys():  # in place: done once its image input takes bytes
@@ -126,6 +127,8 @@ class ImageInput(Attachment):
         return None
 
     def plan(self, model: SavedModelFile, tags: tuple[str, ...]) -> Planned:
+        from smsurgery.attach.image_plan import plan_image_input
+
         found = plan_image_input(model, self.signature, tags=tags, **self.options())
         spec = found.spec
         moved = f"; the original moves to '{found.keep_original_as}'" if found.keep_original_as else ""
@@ -157,9 +160,11 @@ class ExampleInput(Attachment):
     image_feature: str | None = None
 
     def done(self, meta: MetaGraph) -> str | None:
-        return _has_key(meta, self.new_key or DEFAULT_KEYS.get(self.method, ""))
+        return _has_key(meta, self.new_key or EXAMPLE_KEYS.get(self.method, ""))
 
     def plan(self, model: SavedModelFile, tags: tuple[str, ...]) -> Planned:
+        from smsurgery.attach.example_plan import plan_example_input
+
         found = plan_example_input(model, self.signature, tags=tags, **self.options())
         features = ", ".join(f.name for f in found.features)
         detail = (
@@ -193,6 +198,8 @@ class Labels(Attachment):
         return _has_key(meta, self.new_key or LABELS_KEY)
 
     def plan(self, model: SavedModelFile, tags: tuple[str, ...]) -> Planned:
+        from smsurgery.attach.labels_plan import plan_labels
+
         found = plan_labels(model, self.labels_file, self.signature, tags=tags, **self.options())
         detail = (
             f"signature '{found.target}' gives the top {found.top_k} of {len(found.labels)} classes "
