@@ -19,7 +19,7 @@ second apply is a no-op here too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -39,6 +39,7 @@ class Planned:
 
     details: list[str]
     verdict: str  # compatible (a new signature or file) | breaking (an existing signature changes)
+    settled: Attachment | None = None  # the step with the plan's choices written out, for apply to run
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,9 @@ class Warmup(Attachment):
     def plan(self, model: SavedModelFile, tags: tuple[str, ...]) -> Planned:
         built = self._build(model, tags)
         detail = f"{WARMUP}: {self.count} {built.method} record(s) for signature '{built.signature.key}'"
-        return Planned([detail], "compatible")
+        # The signature and method chosen now: the attachments before this one add signatures, and the only
+        # signature of the plan could be one of several when the step runs.
+        return Planned([detail], "compatible", replace(self, signature=built.signature.key, method=built.method))
 
     def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
         from smsurgery.serving.warmup import publish_warmup

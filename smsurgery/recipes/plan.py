@@ -163,7 +163,7 @@ def _plan_attachments(recipe: RecipeFile, draft: Draft, result: ModelPlan) -> li
             result.status, result.reason = "error", f"step {number}: {error}"
             return []
         result.steps.append(StepOutcome(number, attachment.op, "applied", planned.details))
-        chosen.append((attachment, planned.verdict))
+        chosen.append((planned.settled or attachment, planned.verdict))
     return chosen
 
 
