@@ -410,6 +410,9 @@ def test_a_stale_scratch_base_of_a_killed_apply_is_removed_by_the_next(fleet: tu
     shutil.copytree(FIXTURE_MODELS / "keras_mlp" / "1", stale / "1")
     assert load(root / "recipe.toml").apply(bases[:1], target=PublishTarget(verify=False)).exit_status == 0
     assert sorted(p.name for p in Path(bases[0]).iterdir()) == ["1", "2"]
+    shutil.copytree(FIXTURE_MODELS / "keras_mlp" / "1", stale / "1")  # killed after its last publish
+    again = load(root / "recipe.toml").apply(bases[:1], target=PublishTarget(verify=False))
+    assert again.count("unchanged") == 1 and sorted(p.name for p in Path(bases[0]).iterdir()) == ["1", "2"]
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from typing import Any
 from smsurgery.core.errors import InvalidOption, SmsurgeryError
 from smsurgery.core.model import read
 from smsurgery.edits.draft import publish
-from smsurgery.publishing.atomic import scratch_base
+from smsurgery.publishing.atomic import clean_stale_staging, scratch_base
 from smsurgery.publishing.new_version import target_base
 from smsurgery.publishing.target import PublishTarget
 from smsurgery.recipes.plan import ModelPlan, plan_model
@@ -73,7 +73,13 @@ def _blocked(model: ModelOutcome) -> bool:
 
 
 def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOutcome:
-    """Plan and publish one base; never raises a user error (it becomes the outcome)."""
+    """Plan and publish one base; never raises a user error (it becomes the outcome).
+
+    A killed apply's leftovers in the base (staging folders, a scratch base)
+    are removed first, also when the model is already in its end state.
+    """
+    if Path(base).is_dir():
+        clean_stale_staging(Path(base))
     planned = plan_model(recipe, base, detail=False)
     if planned.status == "unchanged":
         return ModelOutcome(base, "unchanged")
