@@ -181,7 +181,7 @@ def _step(item: Any, number: int, lines: dict[str, int], source: str) -> Step:
     line = lines.get("")
 
     def fail(message: str, key: str = "", hint: str | None = None) -> InvalidEdit:
-        at = lines.get(key, line)
+        at = lines.get(key) or lines.get(key.split(".")[0]) or line  # `match = {...}` inline: its line
         return InvalidEdit(f"{source}{f':{at}' if at else ''}: step {number}{message}", hint=hint)
 
     if not isinstance(item, dict):
