@@ -404,6 +404,22 @@ def test_attachment_plans_say_what_they_add_without_tensorflow(fleet: tuple[Path
     assert rerun.status == "error" and "no image-like input" in (rerun.reason or "")
 
 
+def test_planning_attachments_never_imports_tensorflow(fleet: tuple[Path, list[str]]) -> None:
+    root, bases = fleet
+    (root / "attach.toml").write_text(ATTACH_RECIPE)
+    script = (
+        "import sys, smsurgery.recipes as r\n"
+        "plan = r.load(sys.argv[1]).plan(sys.argv[2:])\n"
+        "assert [m.status for m in plan.models] == ['changes', 'changes'], plan.to_json()\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(root / "attach.toml"), bases[1], bases[3]],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_a_stale_scratch_base_of_a_killed_apply_is_removed_by_the_next(fleet: tuple[Path, list[str]]) -> None:
     root, bases = fleet
     stale = Path(bases[0]) / ".smsurgery-scratch-999999-0123abcd"
