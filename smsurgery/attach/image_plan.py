@@ -410,7 +410,7 @@ def image_spec(
 
 
 def plan_image_input(
-    path: str | Path,
+    path: str | Path | SavedModelFile,
     signature: str | None = None,
     *,
     tags: tuple[str, ...] | None = None,
@@ -435,7 +435,7 @@ def plan_image_input(
     unknown = set(decoding) - set(DECODING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
-    model = read(path)
+    model = path if isinstance(path, SavedModelFile) else read(path)  # a model in memory: a recipe's draft
     meta = model.meta_graph(tags)
     key = "serving_default" if signature is None else signature
     view = meta.signature(key)
