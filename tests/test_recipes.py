@@ -374,7 +374,7 @@ def test_attachment_default_keys_are_those_of_the_commands() -> None:
     from smsurgery.attach import example_plan, image_plan, labels_plan
     from smsurgery.recipes import attachments
 
-    assert attachments.IMAGE_KEY == image_plan.DEFAULT_TARGET and attachments.WARMUP == image_plan.WARMUP
+    assert attachments.IMAGE_KEY == image_plan.DEFAULT_IMAGE_KEY and attachments.WARMUP == image_plan.WARMUP
     assert attachments.LABELS_KEY == labels_plan.DEFAULT_KEY and attachments.EXAMPLE_KEYS == example_plan.DEFAULT_KEYS
 
 
