@@ -36,6 +36,7 @@ from smsurgery.publishing import splice
 from smsurgery.publishing.memoryguard import require_memory_for
 from smsurgery.publishing.new_version import DEFAULT_TARGET, PublishedVersion, publish_proto
 from smsurgery.publishing.target import PublishTarget
+from smsurgery.storage.mirror import TRANSFER
 
 EDIT_SCHEMA = "smsurgery.edit/1"
 
@@ -163,7 +164,13 @@ class EditResult:
                 "bytes_linked": carried.bytes_linked, "bytes_copied": carried.bytes_copied,
             } if carried else None,
             "verification": self.verification.to_json() if self.verification is not None else None,
+            "transfer": TRANSFER.to_json() if self.remote else None,
         }  # fmt: skip
+
+    @property
+    def remote(self) -> bool:
+        """The source or the new version is in object storage (then the JSON reports the bytes moved)."""
+        return self.source.origin is not None or isinstance(self.published and self.published.path, str)
 
 
 class Draft:
