@@ -37,6 +37,13 @@ class Transfer:
     uploaded: int = 0
     copied: int = 0
 
+    def since(self, start: Transfer) -> Transfer:
+        """What moved after `start` (a copy taken earlier): one command's share of the process totals."""
+        return Transfer(self.downloaded - start.downloaded, self.uploaded - start.uploaded, self.copied - start.copied)
+
+    def snapshot(self) -> Transfer:
+        return Transfer(self.downloaded, self.uploaded, self.copied)
+
     def to_json(self) -> dict[str, int]:
         return {"bytes_downloaded": self.downloaded, "bytes_uploaded": self.uploaded, "bytes_copied": self.copied}
 

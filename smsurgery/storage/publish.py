@@ -69,10 +69,12 @@ def _children(fs: Any, base: RemoteURL) -> set[str]:
     """The base's child names; a base not created yet has none, a missing bucket is an error."""
     try:
         return list_children(base)
-    except StorageError:
+    except StorageError as error:
+        if not isinstance(error.__cause__, FileNotFoundError):
+            raise
         if not fs.exists(base.bucket):
             raise StorageError(f"cannot publish into {base}: bucket {base.bucket} does not exist") from None
-        raise
+        return set()  # a new base: its first version creates it
 
 
 def existing_versions(fs: Any, base: RemoteURL) -> set[int]:
