@@ -169,7 +169,7 @@ def test_server_stopped_mid_publish_is_one_line_and_nothing_loadable(tmp_path: P
 
         def stop(stage: str) -> None:
             if stage == "copying":
-                server.server._server.shutdown()  # the socket closes: every later request fails
+                server.stop()  # the socket closes: every later request fails
 
         remote_publish.STAGE_HOOKS.append(stop)
         try:

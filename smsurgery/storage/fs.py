@@ -48,7 +48,9 @@ def _s3() -> Any:
         import s3fs
     except ImportError as error:
         raise _missing("s3", "s3fs") from error
-    return s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True, config_kwargs=_S3_CONFIG)
+    fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True, config_kwargs=_S3_CONFIG)
+    fs.retries = 2  # s3fs's own retries, on top of botocore's: 5 with back-off made a dead server a 20 s wait
+    return fs
 
 
 def _gcs() -> Any:

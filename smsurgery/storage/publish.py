@@ -221,15 +221,22 @@ def _copy_into(fs: Any, target: RemoteURL, plan: dict[str, RemoteURL | None], st
 def _withdraw(fs: Any, base: RemoteURL, number: int) -> None:
     """Best effort after a failure: delete what this writer copied into BASE/N/ (saved_model.pb first)."""
     target = base.child(str(number))
-    for name in SAVED_MODEL_FILES:
-        _quietly(fs.rm, target.child(name).path)
-    _quietly(fs.rm, target.path, recursive=True)
-    _quietly(fs.rm, base.child(f"{CLAIM_PREFIX}{number}").path)
+    steps = [(fs.rm, target.child(name).path) for name in SAVED_MODEL_FILES]
+    steps += [(fs.rm, target.path, True), (fs.rm, base.child(f"{CLAIM_PREFIX}{number}").path)]
+    for action, *args in steps:
+        if not _quietly(action, *args):
+            return  # the store is gone: every further request would wait out its retries too
 
 
-def _quietly(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    with contextlib.suppress(Exception):
+def _quietly(action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Run a clean-up step; False when it failed (and why does not matter: it was best effort)."""
+    try:
         action(*args, **kwargs)
+    except FileNotFoundError:
+        return True
+    except Exception:
+        return False
+    return True
 
 
 @contextlib.contextmanager
