@@ -220,3 +220,15 @@ def test_missing_bucket_credentials_and_extra_are_one_line(s3_store: Store) -> N
     assert_one_line_error(missing, "s3fs", "smsurgery[s3]")
     assert_serving_sees_no_broken_version(s3_store, url)
     assert not [k for k in s3_store.keys(url) if not k.startswith("1/")]
+
+
+def test_local_only_routes_refuse_a_url_instead_of_making_a_folder_named_s3(tmp_path: Path) -> None:
+    from smsurgery.publishing.atomic import staged_version
+
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(PublishError, match="object storage"), staged_version(Path("s3://bucket/m")):
+            pass
+    finally:
+        os.chdir(REPO)
+    assert not (tmp_path / "s3:").exists()
