@@ -222,13 +222,23 @@ def test_missing_bucket_credentials_and_extra_are_one_line(s3_store: Store) -> N
     assert not [k for k in s3_store.keys(url) if not k.startswith("1/")]
 
 
-def test_local_only_routes_refuse_a_url_instead_of_making_a_folder_named_s3(tmp_path: Path) -> None:
+def test_local_only_routes_refuse_a_url_instead_of_making_a_folder_named_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from smsurgery.publishing.atomic import staged_version
 
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(PublishError, match="object storage"), staged_version(Path("s3://bucket/m")):
-            pass
-    finally:
-        os.chdir(REPO)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PublishError, match="object storage"), staged_version(Path("s3://bucket/m")):
+        pass
     assert not (tmp_path / "s3:").exists()
+
+
+def test_a_local_source_published_into_a_bucket_uploads_everything_with_progress(s3_store: Store) -> None:
+    out = s3_store.prefix("from-local")
+    seen: dict[str, int] = {}
+    target = PublishTarget(base=out, verify=False, progress=lambda name, done, total: seen.__setitem__(name, total))
+    result = edit(MODEL / "1", [RenameSignature("serving_default", "renamed")], target=target)
+    assert result.published.path == f"{out}/1"
+    assert {f"upload {name}" for name in FILES} <= set(seen)  # no source in the store: nothing to copy from
+    assert result.transfer.uploaded == sum(s3_store.keys(out).values())
+    assert assert_serving_sees_no_broken_version(s3_store, out)[1] == FILES
