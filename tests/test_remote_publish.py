@@ -112,6 +112,9 @@ def test_two_writers_never_both_publish_one_version(store: Store) -> None:
     assert (mine, seen) == (2, [3])
     with pytest.raises(PublishError, match="already exists"):
         _rename(f"{url}@1", "again", PublishTarget(version=2, verify=False))
+    for inside in (f"{url}/1", f"{url}/9"):  # into a version, or a new integer prefix beside versions
+        with pytest.raises(PublishError, match="cannot publish into"):
+            _rename(f"{url}@1", "nested", PublishTarget(base=inside, verify=False))
     assert set(assert_serving_sees_no_broken_version(store, url)) == {1, 2, 3}
 
 

@@ -239,6 +239,23 @@ def _quietly(action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
     return True
 
 
+def refuse_base_inside_a_version(fs: Any, base: RemoteURL) -> None:
+    """`--out s3://b/m/1` must not nest versions inside version 1 (as `atomic`'s check for folders)."""
+    children = _children(fs, base)
+    if children & set(SAVED_MODEL_FILES):
+        raise PublishError(
+            f"cannot publish into {base}: it is a version (it holds saved_model.pb)",
+            hint="publish into the model base that holds the versions",
+        )
+    if "/" in base.path and parse_version_name(base.name) is not None:
+        siblings = _children(fs, base.parent)
+        if any(parse_version_name(name) is not None for name in siblings - {base.name}):
+            raise PublishError(
+                f"cannot publish into {base}: it would become a version of {base.parent} without a model",
+                hint=f"publish into {base.parent} with --version {base.name}",
+            )
+
+
 @contextlib.contextmanager
 def remote_staged_version(
     base_url: str, version: int | None, source_dir: Path | None, progress: ProgressCallback | None = None
@@ -249,9 +266,10 @@ def remote_staged_version(
         raise PublishError(f"--out {base_url}: a model base has no @VERSION", hint="choose it with --version")
     if version is not None:
         check_new_version(version)
-        with storage_errors(base, f"publish into {base}"):
-            if version in existing_versions(filesystem(base), base):
-                raise PublishError(f"version {version} already exists in {base}")
+    with storage_errors(base, f"publish into {base}"):
+        refuse_base_inside_a_version(filesystem(base), base)
+        if version is not None and version in existing_versions(filesystem(base), base):
+            raise PublishError(f"version {version} already exists in {base}")
     folder = cache_dir("publish")
     staging = Staging(base=folder, path=folder / "new", version=version)
     staging.path.mkdir()
