@@ -81,7 +81,7 @@ def _why(error: BaseException, url: RemoteURL) -> tuple[str, str | None]:
     if name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
         where = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile" if url.scheme == "s3" else "gcloud auth"
         return f"no credentials for {url.scheme}://", f"set them up as {where} (smsurgery reads none itself)"
-    if isinstance(error, PermissionError) or "AccessDenied" in str(error) or "403" in name:
+    if isinstance(error, PermissionError) or "AccessDenied" in str(error) or "Forbidden" in name:
         return f"access denied to {url}", "check the credentials' permissions on that bucket"
     if isinstance(error, FileNotFoundError):
         return f"{url} does not exist (no such bucket or prefix)", None

@@ -18,15 +18,15 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from smsurgery.storage.fs import filesystem, storage_errors
 from smsurgery.storage.url import RemoteURL
 
 CHUNK = 8 << 20
-ProgressCallback = Any  # (relative path, bytes done, bytes total) -> None, as publishing.atomic's
+ProgressCallback = Callable[[str, int, int], None]  # (what, bytes done, bytes total), as publishing.atomic's
 
 
 @dataclass
