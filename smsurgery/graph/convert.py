@@ -119,6 +119,10 @@ def convert(
     """
     if target.base is not None and Path(target.base) != Path(base):
         raise InvalidOption(f"convert writes into BASE ({base}), not into {target.base}")
+    if "://" in str(base):  # s3://, gs://: a local folder named `s3:` would be created
+        raise PublishError(
+            f"convert cannot publish into object storage ({base}) yet", hint="convert into a local base, then upload it"
+        )
     version, verify = target.version, target.verify
     fmt = _convertible(formats.detect(source))
     tol = tolerance(target.rtol, target.atol)

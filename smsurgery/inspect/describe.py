@@ -54,8 +54,8 @@ def describe_model(
     variables = model.variables()
     result: dict[str, Any] = {
         "schema": SHOW_SCHEMA,
-        "path": str(ref.version_dir),
-        "base": str(ref.base) if ref.base is not None else None,
+        "path": ref.location,
+        "base": str(ref.base_location) if ref.base_location is not None else None,
         "version": ref.version,
         "versions": sorted(listing.versions) if listing is not None else [],
         "format": ref.saved_model_file.name,

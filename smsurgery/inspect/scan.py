@@ -268,8 +268,8 @@ def scan_model(
     ref = model.ref
     return {
         "schema": SCAN_SCHEMA,
-        "path": str(ref.version_dir),
-        "base": str(ref.base) if ref.base is not None else None,
+        "path": ref.location,
+        "base": str(ref.base_location) if ref.base_location is not None else None,
         "version": ref.version,
         "clean": all(s.count == 0 for s in scans),
         "count": sum(s.count for s in scans),

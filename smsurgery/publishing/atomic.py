@@ -227,6 +227,8 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
     """
     if version is not None:
         check_new_version(version)
+    if str(base).split("/", 1)[0] in ("s3:", "gs:"):  # a URL (Path keeps `s3:/b/m`) reaching a local-only route
+        raise PublishError(f"this command cannot publish into object storage ({base}) yet")
     refuse_base_inside_a_version(base)
     try:
         base.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from smsurgery.attach.inputs_record import image_inputs
@@ -286,7 +286,8 @@ def build_request(
     view = pick_signature(meta, signature)
     chosen = resolve_method(view, method)
     asked = _asked_version(path, version, model)
-    name = model_name or (model.ref.base.name if model.ref.base is not None else model.ref.version_dir.name)
+    base = model.ref.base_location  # the URL of a remote base, not its local mirror
+    name = model_name or (PurePosixPath(str(base)).name if base is not None else PurePosixPath(model.ref.location).name)
     common = {"model": model, "meta": meta, "signature": view, "method": chosen, "model_name": name, "version": asked}
     if chosen == "predict":
         given = given_values(values, specs, lambda alias: view.input(alias).dtype)
@@ -315,6 +316,9 @@ def _asked_version(path: Any, version: int | None, model: SavedModelFile) -> int
     given = Path(str(path))
     if given.name == "saved_model.pb" or given.name == "saved_model.pbtxt":
         given = given.parent
+    if model.ref.origin is not None:  # a remote version named by its own URL
+        named = str(path).rstrip("/").removesuffix("/saved_model.pb").removesuffix("/saved_model.pbtxt")
+        return model.ref.version if named == model.ref.origin else None
     return model.ref.version if given.resolve() == model.ref.version_dir.resolve() else None
 
 
