@@ -281,7 +281,7 @@ def _written_by(meta: MetaGraph) -> tuple[int, int]:
 
 
 def risky_op_findings(meta: MetaGraph, where: str) -> list[Finding]:
-    scan = scan_meta_graph(meta.proto)
+    scan = scan_meta_graph(meta.skim, graph_def=meta.graph_def)
     groups = [(f"signature '{k}'", v) for k, v in scan.signatures.items()]
     groups += [(f"init op ({k})", v) for k, v in scan.init.items()]
     found = []

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.core.graphmodel import data_inputs
-from smsurgery.core.model import INIT_OP_SIGNATURE, SavedModelFile, read
+from smsurgery.core.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile, read
 from smsurgery.inspect.scan_assets import AssetTracer, asset_tensor_names
 from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph
 from smsurgery.inspect.scan_ops import (
@@ -190,15 +190,16 @@ def object_graph_functions(meta_graph: Any, functions: dict[str, Any]) -> set[st
     return names & set(functions)
 
 
-def scan_meta_graph(meta_graph: Any, *, signature: str | None = None) -> MetaGraphScan:
+def scan_meta_graph(meta_graph: Any, *, signature: str | None = None, graph_def: Any = None) -> MetaGraphScan:
     """Risky ops per signature, per init op, and elsewhere in one meta graph.
 
     One walk: bit i of a node's mask says root group i (each signature, each
     init source, the saver) reaches it; the last bit marks what only a TF1
     caller running a node by name, or a TF2 caller of an object-graph
-    function, could run ("elsewhere").
+    function, could run ("elsewhere"). `graph_def`, when given, is the graph
+    of `meta_graph` (then a MetaGraphDef without it, as a skimmed read has).
     """
-    graph = ScanGraph(meta_graph.graph_def)
+    graph = ScanGraph(meta_graph.graph_def if graph_def is None else graph_def)
     tracer = AssetTracer(graph, asset_tensor_names(meta_graph))
     result = MetaGraphScan(tags=tuple(meta_graph.meta_info_def.tags))
     keys = sorted(k for k in meta_graph.signature_def if k != INIT_OP_SIGNATURE)
@@ -258,13 +259,14 @@ def scan_model(
     picks one meta graph by the same rule as `show`.
     """
     if tags is None and signature is None:
-        metas = list(model.proto.meta_graphs)
+        metas = [MetaGraph(model, position) for position in range(len(model.skim.meta_graphs))]
     else:
         meta = model.meta_graph(tags)
         if signature is not None:
             meta.signature(signature)  # SignatureNotFound names the ones that exist
-        metas = [meta.proto]
-    scans = [scan_meta_graph(meta, signature=signature) for meta in metas]
+        metas = [meta]
+    # Each graph is parsed on its own from the file's mapping: never the whole SavedModel at once.
+    scans = [scan_meta_graph(meta.skim, signature=signature, graph_def=meta.graph_def) for meta in metas]
     ref = model.ref
     return {
         "schema": SCAN_SCHEMA,

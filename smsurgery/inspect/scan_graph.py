@@ -65,9 +65,13 @@ def node_callees(node: Any, functions: dict[str, Any]) -> list[tuple[str, str]]:
     return [(attr, callee) for attr, callee in found if callee in functions]
 
 
+def is_wanted(op: str, functions: dict[str, Any]) -> bool:
+    """Whether nodes of this op type are worth a second look: risky, calling, carrying graphs, or unknown."""
+    return op in RISKY or op in functions or op not in PLAIN_OPS
+
+
 def wanted_ops(op_types: Iterable[str], functions: dict[str, Any]) -> set[str]:
-    """Op types worth a second look: risky, calling, carrying graphs, or unknown."""
-    return {op for op in op_types if op in RISKY or op in functions or op not in PLAIN_OPS}
+    return {op for op in op_types if is_wanted(op, functions)}
 
 
 @dataclass
@@ -105,7 +109,8 @@ class ScanGraph:
     _infos: dict[str, FunctionInfo] = field(default_factory=dict, init=False)
     _apis: dict[bytes, list[str]] | None = field(default=None, init=False)
     callers: dict[str, list[tuple[str | None, Any, str]]] = field(default_factory=dict, init=False)
-    nodes: list[Any] = field(default_factory=list, init=False)
+    interesting: list[tuple[int, Any]] = field(default_factory=list, init=False)  # (position, node)
+    _nodes: list[Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         library = self.graph_def.library
@@ -122,13 +127,26 @@ class ScanGraph:
             **(self.outer.gradients if self.outer else {}),
             **{g.function_name: g.gradient_func for g in library.gradient},
         }
-        self.nodes = nodes = list(self.graph_def.node)  # list indexing is cheaper than the proto's
-        ops = [node.op for node in nodes]
-        wanted = wanted_ops(set(ops), self.functions)
-        self.interesting = [i for i, op in enumerate(ops) if op in wanted] if wanted else []
-        for i in self.interesting:
-            for attr, callee in node_callees(nodes[i], self.functions):
-                self.callers.setdefault(callee, []).append((None, nodes[i], attr))
+        # One pass over the nodes, judging each op type once: no list of a million node objects is
+        # built unless a walk needs one (a graph without interesting ops is never walked).
+        judged: dict[str, bool] = {}
+        for position, node in enumerate(self.graph_def.node):
+            op = node.op
+            wanted = judged.get(op)
+            if wanted is None:
+                wanted = judged[op] = is_wanted(op, self.functions)
+            if wanted:
+                self.interesting.append((position, node))
+        for _position, node in self.interesting:
+            for attr, callee in node_callees(node, self.functions):
+                self.callers.setdefault(callee, []).append((None, node, attr))
+
+    @property
+    def nodes(self) -> list[Any]:
+        """The graph's nodes as a list (indexing it is cheaper than the proto's), built on first use."""
+        if self._nodes is None:
+            self._nodes = list(self.graph_def.node)
+        return self._nodes
 
     @property
     def index(self) -> dict[str, int]:
@@ -212,7 +230,7 @@ class ScanGraph:
                     found = get(node_of(tensor))
                 if found is not None:
                     push((found, new))
-        return {i: reached[i] for i in self.interesting}
+        return {i: reached[i] for i, _node in self.interesting}
 
     def function_masks(self, seeds: Iterable[tuple[str, int]]) -> dict[str, int]:
         """Function -> OR of the masks of every reached caller, transitively."""
@@ -237,11 +255,9 @@ class ScanGraph:
         `unreached` (0: not reported at all).
         """
         node_masks = self.masks(roots)
-        nodes = self.nodes
         found: list[Hit] = []
         seeds: list[tuple[str, int]] = [(f, unreached) for f in extra_functions]
-        for position in self.interesting:
-            node = nodes[position]
+        for position, node in self.interesting:
             mask = node_masks.get(position, 0) or unreached
             seeds += [(callee, mask) for _attr, callee in node_callees(node, self.functions)]
             found += self._node_hits(None, node, mask)
