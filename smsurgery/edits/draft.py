@@ -273,6 +273,12 @@ class Draft:
         return functools.partial(splice.write_spliced, self.source.skimmed, self._saved_model)
 
 
+def _require_memory_to_verify(draft: Draft) -> None:
+    """Verification loads one version at a time, about the source's size: refuse before writing anything."""
+    source = draft.source
+    require_memory_for(source.path, source.skimmed, draft.source_meta.position, what=f"the edit of {source.ref}")
+
+
 def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     """Validate `draft`, stage it as a new version, verify it against its source, then make it visible.
 
@@ -287,11 +293,8 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     if not draft.report.changes and draft.saved_model == draft.source.proto:  # a silent change is still verified
         draft.report.warnings.append("nothing to change: no new version published")
         return result
-    if target.verify:  # verification loads one version at a time, about the source's size: refuse before writing
-        source_file = draft.source
-        require_memory_for(
-            source_file.path, source_file.skimmed, draft.source_meta.position, what=f"the edit of {source_file.ref}"
-        )
+    if target.verify:
+        _require_memory_to_verify(draft)
     rtol, atol = target.tolerances(0.0, 0.0)
     source, source_tags, tf2 = draft.source.path, draft.tags, draft.source_meta.kind == "tf2"
 
