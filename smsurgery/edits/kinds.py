@@ -315,4 +315,5 @@ class Prune(Edit):
             return
         from smsurgery.graph.checkpoint_rewrite import rewrite_checkpoint
 
-        rewrite_checkpoint(source / "variables", staging / "variables", keep, {e.name: e.size for e in entries})
+        sizes = {e.name: e.size for e in entries}
+        rewrite_checkpoint(source / "variables", staging / "variables", keep, sizes, prune.new_values(saved))
