@@ -64,11 +64,11 @@ def find(meta: Any) -> Saver:
     return Saver(restore_call, restore_function, save_call, save_function)
 
 
-def _only(function: Any, op: str) -> Any:
+def _ops(function: Any, op: str) -> list[Any]:
     nodes = [n for n in function.node_def if n.op == op]
-    if len(nodes) != 1:
-        raise NotTheSaver(f"{function.signature.name} has {len(nodes)} {op} ops, not one")
-    return nodes[0]
+    if not nodes:
+        raise NotTheSaver(f"{function.signature.name} has no {op} op")
+    return nodes
 
 
 def _keys(function: Any, node: Any) -> tuple[Any, Any, list[str]]:
@@ -82,13 +82,15 @@ def _keys(function: Any, node: Any) -> tuple[Any, Any, list[str]]:
 
 def restored_keys(meta: Any) -> list[str]:
     """The checkpoint keys the restore function reads."""
-    found = find(meta)
-    return _keys(found.restore_function, _only(found.restore_function, "RestoreV2"))[2]
+    function = find(meta).restore_function
+    return [key for node in _ops(function, "RestoreV2") for key in _keys(function, node)[2]]
 
 
 def _shrink_op(function: Any, node: Any, drop: set[str]) -> list[int]:
     names, slices, keys = _keys(function, node)
     kept = [i for i, key in enumerate(keys) if key not in drop]
+    if not kept:
+        raise NotTheSaver(f"{function.signature.name}: every entry of {node.name} would go")
     parts = strings(slices) or []
     set_strings(names, [keys[i] for i in kept])
     set_strings(slices, [parts[i] for i in kept])
@@ -181,41 +183,58 @@ def _drop_arguments(function: Any, call: Any, positions: list[int]) -> list[str]
 def _shrink_restore(saver: Saver, drop: set[str]) -> list[str]:
     """Drop `drop` from the restore function; the main-graph handles its call no longer passes."""
     function = saver.restore_function
-    restore = _only(function, "RestoreV2")
-    count = len(restore.attr["dtypes"].list.type)
-    position = {old: new for new, old in enumerate(_shrink_op(function, restore, drop))}
-    prefix = f"{restore.name}:tensors:"
-    dead = {f"{prefix}{i}" for i in range(count) if i not in position}
-    read = _remove_nodes(function, _readers_of(function, set(), dead), [restore.name])
-    for node in function.node_def:
-        for i, text in enumerate(node.input):
-            if text.startswith(prefix) and int(text[len(prefix) :]) in position:
-                node.input[i] = f"{prefix}{position[int(text[len(prefix) :])]}"
+    read: set[str] = set()
+    for restore in _ops(function, "RestoreV2"):
+        count = len(restore.attr["dtypes"].list.type)
+        position = {old: new for new, old in enumerate(_shrink_op(function, restore, drop))}
+        prefix = f"{restore.name}:tensors:"
+        dead = {f"{prefix}{i}" for i in range(count) if i not in position}
+        read |= _remove_nodes(function, _readers_of(function, set(), dead), [restore.name])
+        for node in function.node_def:
+            for i, text in enumerate(node.input):
+                if text.startswith(prefix) and int(text[len(prefix) :]) in position:
+                    node.input[i] = f"{prefix}{position[int(text[len(prefix) :])]}"
     return _drop_arguments(function, saver.restore_call, _unread_arguments(function, read))
 
 
-def _shrink_save(saver: Saver, drop: set[str], handles: set[str]) -> list[str]:
+def _variable_of(by_name: dict[str, Any], name: str) -> str:
+    """The handle a saver input stands for: older exports pass `ReadVariableOp` values to the save call."""
+    node = by_name.get(name)
+    while node is not None and node.op in ("ReadVariableOp", "Identity") and node.input:
+        name = node_name(node.input[0])
+        node = by_name.get(name)
+    return name
+
+
+def _shrink_save(saver: Saver, drop: set[str], handles: set[str], by_name: dict[str, Any]) -> list[str]:
     """Drop `drop` from the save function and the arguments that passed `handles`; the handles dropped."""
     function, call = saver.save_function, saver.save_call
-    save = _only(function, "SaveV2")
-    keys = _keys(function, save)[2]
-    tensors, rest = list(save.input[3 : 3 + len(keys)]), list(save.input[3 + len(keys) :])
-    del save.input[3:]
-    save.input.extend([t for t, key in zip(tensors, keys, strict=True) if key not in drop] + rest)
-    _shrink_op(function, save, drop)
+    saves = _ops(function, "SaveV2")
+    for save in saves:
+        keys = _keys(function, save)[2]
+        tensors, rest = list(save.input[3 : 3 + len(keys)]), list(save.input[3 + len(keys) :])
+        del save.input[3:]
+        save.input.extend([t for t, key in zip(tensors, keys, strict=True) if key not in drop] + rest)
+        _shrink_op(function, save, drop)
     data = [t for t in call.input if not t.startswith("^")]
     args = function.signature.input_arg
-    dead = {args[i].name for i, text in enumerate(data) if i < len(args) and node_name(text) in handles}
-    _remove_nodes(function, _readers_of(function, dead, set()), [save.name])
+    dead = {
+        args[i].name
+        for i, text in enumerate(data)
+        if i < len(args) and _variable_of(by_name, node_name(text)) in handles
+    }
+    _remove_nodes(function, _readers_of(function, dead, set()), [save.name for save in saves])
     return _drop_arguments(function, call, _unread_arguments(function, dead))
 
 
 def trackable_holder(meta: Any, saver: Saver) -> Any | None:
     """The `Const` whose string is the trackable graph the save function writes; None when there is none."""
     function = saver.save_function
-    save = _only(function, "SaveV2")
-    keys = _keys(function, save)[2]
-    if OBJECT_GRAPH_KEY not in keys:
+    for save in _ops(function, "SaveV2"):
+        keys = _keys(function, save)[2]
+        if OBJECT_GRAPH_KEY in keys:
+            break
+    else:
         return None
     source = node_name(save.input[3 + keys.index(OBJECT_GRAPH_KEY)])
     args = [a.name for a in function.signature.input_arg]
@@ -238,9 +257,10 @@ def shrink(meta: Any, saver: Saver, drop: set[str]) -> None:
                                    saver.save_function), strict=True):  # fmt: skip
         copy.CopyFrom(item)
     work = Saver(*copies)
+    by_name = {node.name: node for node in meta.graph_def.node}
     handles = _shrink_restore(work, drop)
-    dropped = _shrink_save(work, drop, set(handles))
-    if sorted(dropped) != sorted(handles):
+    dropped = _shrink_save(work, drop, set(handles), by_name)
+    if sorted(_variable_of(by_name, name) for name in dropped) != sorted(handles):
         raise NotTheSaver("the save and restore functions do not take the same variables")
     saver.restore_call.CopyFrom(work.restore_call)
     saver.restore_function.CopyFrom(work.restore_function)
