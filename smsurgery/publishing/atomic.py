@@ -20,7 +20,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -238,7 +237,7 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
             hint=f"the next free version is {next_version(base)}",
         )
     clean_stale_staging(base)
-    path = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path = base / f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     staging = Staging(base=base, path=path, version=version)
     _ACTIVE_STAGING.add(path)
     try:
