@@ -46,7 +46,7 @@ class Pruned:
     variables_kept_because: str | None = None  # why no variable was considered, if none could be
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.functions or self.checkpoint_keys or self.collection_entries)
+        return bool(self.nodes or self.functions or self.checkpoint_keys or self.collection_entries or self.objects)
 
 
 def _serving_roots(meta: Any) -> set[str]:
