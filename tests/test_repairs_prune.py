@@ -159,3 +159,29 @@ def test_real_tf2_unused_variable_pruned_with_older_saver(model_copy, tmp_path: 
     assert data["verification"]["ok"] is True
     names = {e.name for e in read_index(Path(data["path"]) / "variables" / "variables.index")}
     assert "v/.ATTRIBUTES/VARIABLE_VALUE" not in names and len(names) == 2
+
+
+@pytest.mark.skipif(not (REALMODELS / "rust_keras2_single_input").is_dir(), reason="real models absent")
+def test_real_keras2_slot_variables_planned_and_every_id_stays_in_range() -> None:
+    """Pure protos: Keras 2 Adam slots (`slot_variables`, no children) go; every renumbered id is valid."""
+    from smsurgery.edits.prune import prune_meta
+    from smsurgery.edits.prune_objects import trackables
+
+    meta = read(REALMODELS / "rust_keras2_single_input").meta_graph().proto
+    pruned = prune_meta(meta)
+    assert sum(".OPTIMIZER_SLOT/optimizer/" in key for key in pruned.checkpoint_keys) == 12  # m and v, 6 weights
+    assert not any(key.startswith("layer_with_weights-0/kernel/.ATTR") for key in pruned.checkpoint_keys)
+    graph = meta.object_graph_def
+    count = len(graph.nodes)
+    ids = [c.node_id for n in graph.nodes for c in n.children]
+    ids += [
+        i for n in graph.nodes for s in n.slot_variables for i in (s.original_variable_node_id, s.slot_variable_node_id)
+    ]
+    ids += [i for f in graph.concrete_functions.values() for i in f.bound_inputs]
+    assert ids and all(0 <= i < count for i in ids)
+    holder = next(n for n in meta.graph_def.node if n.name == "Const" and n.attr["value"].tensor.string_val)
+    kept = trackables(holder.attr["value"].tensor.string_val[0])
+    keys = {a.checkpoint_key for n in kept.nodes for a in n.attributes}
+    assert not keys & set(pruned.checkpoint_keys) and all(
+        0 <= c.node_id < len(kept.nodes) for n in kept.nodes for c in n.children
+    )
