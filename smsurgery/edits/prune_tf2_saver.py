@@ -6,8 +6,11 @@ handle...)`, whose `RestoreV2` output i goes through an `Identity` into
 `AssignVariableOp(handle, value)`; the save tensor calls
 `__inference__traced_save_N(prefix, handle..., object_graph)`, whose
 `SaveV2` reads each handle through `DisableCopyOnRead`/`ReadVariableOp`/
-`Identity`. Dropping entries removes them from both ops (names, slices,
-dtypes, tensors), renumbers the restore outputs, removes every node that
+`Identity` (older exports: several `SaveV2`/`RestoreV2` ops, the object
+graph in one of its own, and the save call passes `ReadVariableOp` values
+instead of handles). Dropping entries removes them from every such op
+(names, slices, dtypes, tensors), renumbers the restore outputs, removes
+every node that
 read a dropped output or handle (and control edges to them), then the
 function arguments nothing reads, with the call's inputs, `Tin` and
 `_read_only_resource_inputs`. The variable handles the calls no longer
@@ -249,20 +252,24 @@ def trackable_holder(meta: Any, saver: Saver) -> Any | None:
     return holder
 
 
+def _copy(message: Any) -> Any:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
 def shrink(meta: Any, saver: Saver, drop: set[str]) -> None:
-    """Drop the checkpoint keys `drop` from both saver functions and their calls (NotTheSaver: nothing changed)."""
-    copies = [type(item)() for item in (saver.restore_call, saver.restore_function, saver.save_call,
-                                        saver.save_function)]  # fmt: skip
-    for copy, item in zip(copies, (saver.restore_call, saver.restore_function, saver.save_call,
-                                   saver.save_function), strict=True):  # fmt: skip
-        copy.CopyFrom(item)
-    work = Saver(*copies)
+    """Drop the checkpoint keys `drop` from both saver functions and their calls.
+
+    The edit runs on copies and lands only whole: on NotTheSaver, `meta` is unchanged.
+    """
+    parts = (saver.restore_call, saver.restore_function, saver.save_call, saver.save_function)
+    work = Saver(*map(_copy, parts))
     by_name = {node.name: node for node in meta.graph_def.node}
     handles = _shrink_restore(work, drop)
     dropped = _shrink_save(work, drop, set(handles), by_name)
     if sorted(_variable_of(by_name, name) for name in dropped) != sorted(handles):
         raise NotTheSaver("the save and restore functions do not take the same variables")
-    saver.restore_call.CopyFrom(work.restore_call)
-    saver.restore_function.CopyFrom(work.restore_function)
-    saver.save_call.CopyFrom(work.save_call)
-    saver.save_function.CopyFrom(work.save_function)
+    edited = (work.restore_call, work.restore_function, work.save_call, work.save_function)
+    for original, copy in zip(parts, edited, strict=True):
+        original.CopyFrom(copy)
