@@ -10,10 +10,9 @@ handle...)`, whose `RestoreV2` output i goes through an `Identity` into
 graph in one of its own, and the save call passes `ReadVariableOp` values
 instead of handles). Dropping entries removes them from every such op
 (names, slices, dtypes, tensors), renumbers the restore outputs, removes
-every node that
-read a dropped output or handle (and control edges to them), then the
-function arguments nothing reads, with the call's inputs, `Tin` and
-`_read_only_resource_inputs`. The variable handles the calls no longer
+every node that read a dropped output or handle (and control edges to
+them), then the function arguments nothing reads, with the call's inputs,
+`Tin` and `_read_only_resource_inputs`. The variable handles the calls no longer
 take are then unreached in the main graph and leave it with prune's closure.
 Anything else refuses, and prune keeps the variables.
 """
