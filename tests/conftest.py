@@ -213,3 +213,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+from tests.remote_servers import gcs_store, s3_store, store  # noqa: F401, E402  (remote object-store servers)

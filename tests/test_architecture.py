@@ -23,6 +23,7 @@ TF_LAYER = "smsurgery.graph"
 # Known debts, each removed by the change that pays it (the lead's integration of this session).
 KNOWN_CIRCLES: list[list[str]] = []
 KNOWN_LARGE: set[str] = set()
+MAX_FUNCTION_LINES = 60
 
 
 def module_name(path: Path) -> str:
@@ -116,3 +117,15 @@ def test_modules_stay_small(name: str) -> None:
     if name in KNOWN_LARGE:
         pytest.skip(f"{name}: a known debt")
     assert lines <= MAX_MODULE_LINES, f"{name} has {lines} lines; split it by what its parts do"
+
+
+def test_functions_stay_small() -> None:
+    """No function (typer signatures included) over MAX_FUNCTION_LINES: long ones hide several jobs."""
+    long = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, long

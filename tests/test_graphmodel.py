@@ -104,3 +104,25 @@ def test_loop_bodies_and_attr_placeholders_are_callees() -> None:
     bound = model.calls("outer", "use", {"fn": "inner"})
     assert [c.function for c in bound] == ["inner"]
     assert model.call_path("outer", "body") is None
+
+
+def test_functions_bound_in_a_name_attr_list_are_callees() -> None:
+    meta = protos.meta_graph_class()()
+    for name in ("outer", "inner"):
+        meta.graph_def.library.function.add().signature.name = name
+    apply = meta.graph_def.node.add(name="apply", op="PartitionedCall")
+    apply.attr["f"].func.name = "outer"
+    apply.attr["f"].func.attr["fn"].func.name = "inner"  # outer's `fn` placeholder, bound at this call
+    calls = GraphModel(meta).calls("", "apply")
+    assert [(c.function, c.attr) for c in calls] == [("outer", "f"), ("inner", "f.attr.fn")]
+
+
+def test_lenient_readers_take_any_name_strict_edits_refuse() -> None:
+    assert parse_input("a:b:2", in_function=False, lenient=True) == Input("a", 2)
+    assert parse_input("x y:z", in_function=True, lenient=True) == Input("x y", 0)
+    meta = protos.meta_graph_class()()
+    meta.graph_def.node.add(name="a", op="Const")
+    meta.graph_def.node.add(name="b", op="Identity", input=["a:odd:0"])
+    assert GraphModel(meta, lenient=True).upstream("", ["b"]) == {"a", "b"}
+    with pytest.raises(InvalidName):
+        GraphModel(meta).upstream("", ["b"])

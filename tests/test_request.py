@@ -91,7 +91,7 @@ def test_classify_regress_bodies_use_the_parsed_features() -> None:
     assert "sparse" in kinds and len(tfx.features) == 17
     # TF2 export: the parse op sits inside a function called by StatefulPartitionedCall.
     meta = build_request(REALMODELS / "saved_model_half_plus_two_tf2_cpu").meta
-    names = example_features(meta.proto.graph_def, meta.signature("classify_x_to_y").inputs[0].name)
+    names = example_features(meta.proto, meta.signature("classify_x_to_y").inputs[0].name)
     assert [f.name for f in names] == ["x", "x2"]
     fixture = build_request(FIXTURE_MODELS / "tf1_lookup", signature="classify")
     assert len(fixture.body["examples"][0]["x"]) == 3  # FixedLenFeature([3], float)

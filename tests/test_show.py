@@ -225,3 +225,31 @@ def test_not_savedmodels_say_what_they_are() -> None:
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     result = run_cli("--debug", "show", tmp_path / "nope")
     assert result.code != 0 and "Traceback" in result.stderr
+
+
+def _model_with_a_large_pinned_graph(tmp_path: Path) -> Path:
+    """tf1_linear plus a 9 MiB constant pinned to a GPU: a graph over show's read limit."""
+    from smsurgery.core import protos
+
+    base = tmp_path / "big"
+    shutil.copytree(FIXTURE_MODELS / "tf1_linear", base)
+    pb = next(base.glob("*/saved_model.pb"))
+    saved = protos.SavedModel()
+    saved.ParseFromString(pb.read_bytes())
+    node = saved.meta_graphs[0].graph_def.node.add(name="frozen_weights", op="Const", device="/device:GPU:0")
+    node.attr["value"].tensor.tensor_content = bytes(9 << 20)
+    pb.write_bytes(saved.SerializeToString())
+    return base
+
+
+def test_show_skips_a_large_graph_unless_asked(tmp_path: Path) -> None:
+    base = _model_with_a_large_pinned_graph(tmp_path)
+    skipped = describe(base)
+    assert skipped["graph_read"] is False and skipped["placements"] is None
+    assert skipped["graph_bytes"] > 9 << 20 and not any("GPU" in w for w in skipped["warnings"])
+    asked = describe(base, graph=True)
+    assert asked["graph_read"] is True and asked["placements"]["/device:GPU:0"] == 1
+    assert any("GPU" in w for w in asked["warnings"])
+    result = run_cli("show", base)
+    assert result.code == 0 and "was not read" in result.stderr and "--graph reads it" in result.stderr
+    assert "was not read" not in run_cli("show", base, "--graph").stderr

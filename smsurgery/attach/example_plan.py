@@ -190,7 +190,7 @@ def _labelled(signature: SignatureView) -> bool:
 
 
 def plan_example_input(
-    path: str | Path,
+    path: str | Path | SavedModelFile,
     signature: str | None = None,
     *,
     tags: tuple[str, ...] | None = None,
@@ -211,7 +211,7 @@ def plan_example_input(
     """
     if method not in METHODS:
         raise InvalidEdit(f"unknown method '{method}'", hint=f"use one of: {listing(METHODS)}")
-    model = read(path)
+    model = path if isinstance(path, SavedModelFile) else read(path)  # a model in memory: a recipe's draft
     meta = model.meta_graph(tags)
     view = meta.signature(signature or "serving_default")
     key = _check_name(new_key or DEFAULT_KEYS[method], "signature key")

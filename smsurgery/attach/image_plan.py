@@ -41,7 +41,7 @@ TF_DTYPES = {
 }
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 CHANNELS = (1, 3, 4)
-DEFAULT_TARGET = "serving_b64"
+DEFAULT_IMAGE_KEY = "serving_b64"
 DEFAULT_KEEP_ORIGINAL_AS = "serving_float"
 ROUTES = ("auto", "session", "function")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -371,7 +371,7 @@ def _keys(meta: MetaGraph, signature: SignatureView, target: str | None, keep: s
         if target is not None and target != signature.key:
             raise InvalidEdit(f"--replace edits signature '{signature.key}' in place; it cannot go with --as {target}")
         return signature.key, None
-    target = _check_name(DEFAULT_TARGET if target is None else target, "--as signature key")
+    target = _check_name(DEFAULT_IMAGE_KEY if target is None else target, "--as signature key")
     if target != signature.key:
         if target in existing:
             raise NameCollision(
@@ -410,7 +410,7 @@ def image_spec(
 
 
 def plan_image_input(
-    path: str | Path,
+    path: str | Path | SavedModelFile,
     signature: str | None = None,
     *,
     tags: tuple[str, ...] | None = None,
@@ -435,7 +435,7 @@ def plan_image_input(
     unknown = set(decoding) - set(DECODING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
-    model = read(path)
+    model = path if isinstance(path, SavedModelFile) else read(path)  # a model in memory: a recipe's draft
     meta = model.meta_graph(tags)
     key = "serving_default" if signature is None else signature
     view = meta.signature(key)

@@ -75,7 +75,7 @@ def _score_output(signature: SignatureView, alias: str | None) -> tuple[str, int
 
 
 def plan_labels(
-    path: str | Path,
+    path: str | Path | SavedModelFile,
     labels_file: str | Path,
     signature: str | None = None,
     *,
@@ -87,7 +87,7 @@ def plan_labels(
     route: str | None = None,
 ) -> LabelsPlan:
     """Check the request against the model and the labels file; nothing written."""
-    model = read(path)
+    model = path if isinstance(path, SavedModelFile) else read(path)  # a model in memory: a recipe's draft
     meta = model.meta_graph(tags)
     view = meta.signature(signature or "serving_default")
     alias, classes = _score_output(view, output)

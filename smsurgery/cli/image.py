@@ -11,70 +11,86 @@ from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, note, 
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 
+InputAliasOpt = Annotated[
+    str | None, typer.Option("--input", help="The image input's alias (default: the only image-like input).")
+]
+InputNameOpt = Annotated[
+    str | None, typer.Option("--input-name", help="Alias of the new string input (default: <alias>_bytes).")
+]
+SizeOpt = Annotated[
+    tuple[int, int] | None,
+    typer.Option("--size", help="Height and width to resize to; needed when the input's are dynamic."),
+]
+ChannelsOpt = Annotated[
+    int | None, typer.Option("--channels", help="Channel count (1, 3, 4) when the input's is unknown.")
+]
+ResizeOpt = Annotated[
+    str, typer.Option("--resize", help="bilinear, nearest, bicubic, area, lanczos3/5, gaussian, mitchellcubic.")
+]
+AspectOpt = Annotated[
+    bool, typer.Option("--preserve-aspect-ratio", help="Resize without distortion and pad with black.")
+]
+ScaleOpt = Annotated[
+    str | None, typer.Option("--scale", help="Value range LOW,HIGH (default 0,1 for floats, 0,255 for integers).")
+]
+MeanOpt = Annotated[str | None, typer.Option("--mean", help="Per-channel mean subtracted after scaling.")]
+StdOpt = Annotated[str | None, typer.Option("--std", help="Per-channel std divided by after the mean.")]
+NewKeyOpt = Annotated[
+    str | None, typer.Option("--as", help="Key of the new signature (default serving_b64).", show_default=False)
+]
+KeepOriginalOpt = Annotated[
+    str | None, typer.Option("--keep-original-as", help="With --as equal to --signature: where the original moves.")
+]
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Change the signature's input in place.")]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="keras.applications preprocess_input, exactly: a mode (tf, torch, caffe, none) or a family "
+        "(caffe: resnet, resnet50, vgg16, vgg19; tf: resnet_v2, mobilenet, mobilenet_v2, inception_v3, "
+        "inception_resnet_v2, xception, nasnet; torch: densenet; none: efficientnet, efficientnet_v2, "
+        "convnext, mobilenet_v3).",
+    ),
+]
+ChannelOrderOpt = Annotated[
+    str | None, typer.Option("--channel-order", help="rgb (default) or bgr: channel order the model takes.")
+]
+LayoutOpt = Annotated[
+    str | None, typer.Option("--layout", help="nhwc (default, channels last) or nchw (channels first).")
+]
+CropOpt = Annotated[
+    str | None, typer.Option("--crop", help="central:FRACTION: keep the central part of each side first.")
+]
+ResizeShorterOpt = Annotated[
+    int | None, typer.Option("--resize-shorter", help="Resize the shorter side to N (aspect kept), then center-crop.")
+]
+Base64Opt = Annotated[bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")]
+RouteOpt = Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")]
+
 
 @publish_options
 def image_input(
     path: PathArg,
     signature: SignatureOpt = None,
-    input_alias: Annotated[
-        str | None, typer.Option("--input", help="The image input's alias (default: the only image-like input).")
-    ] = None,
-    input_name: Annotated[
-        str | None, typer.Option("--input-name", help="Alias of the new string input (default: <alias>_bytes).")
-    ] = None,
-    size: Annotated[
-        tuple[int, int] | None,
-        typer.Option("--size", help="Height and width to resize to; needed when the input's are dynamic."),
-    ] = None,
-    channels: Annotated[
-        int | None, typer.Option("--channels", help="Channel count (1, 3, 4) when the input's is unknown.")
-    ] = None,
-    resize: Annotated[
-        str, typer.Option("--resize", help="bilinear, nearest, bicubic, area, lanczos3/5, gaussian, mitchellcubic.")
-    ] = "bilinear",
-    preserve_aspect_ratio: Annotated[
-        bool, typer.Option("--preserve-aspect-ratio", help="Resize without distortion and pad with black.")
-    ] = False,
-    scale: Annotated[
-        str | None, typer.Option("--scale", help="Value range LOW,HIGH (default 0,1 for floats, 0,255 for integers).")
-    ] = None,
-    mean: Annotated[str | None, typer.Option("--mean", help="Per-channel mean subtracted after scaling.")] = None,
-    std: Annotated[str | None, typer.Option("--std", help="Per-channel std divided by after the mean.")] = None,
-    new_key: Annotated[
-        str | None, typer.Option("--as", help="Key of the new signature (default serving_b64).", show_default=False)
-    ] = None,
-    keep_original_as: Annotated[
-        str | None,
-        typer.Option("--keep-original-as", help="With --as equal to --signature: where the original moves."),
-    ] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Change the signature's input in place.")] = False,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset",
-            help="keras.applications preprocess_input, exactly: a mode (tf, torch, caffe, none) or a family "
-            "(caffe: resnet, resnet50, vgg16, vgg19; tf: resnet_v2, mobilenet, mobilenet_v2, inception_v3, "
-            "inception_resnet_v2, xception, nasnet; torch: densenet; none: efficientnet, efficientnet_v2, "
-            "convnext, mobilenet_v3).",
-        ),
-    ] = None,
-    channel_order: Annotated[
-        str | None, typer.Option("--channel-order", help="rgb (default) or bgr: channel order the model takes.")
-    ] = None,
-    layout: Annotated[
-        str | None, typer.Option("--layout", help="nhwc (default, channels last) or nchw (channels first).")
-    ] = None,
-    crop: Annotated[
-        str | None, typer.Option("--crop", help="central:FRACTION: keep the central part of each side first.")
-    ] = None,
-    resize_shorter: Annotated[
-        int | None,
-        typer.Option("--resize-shorter", help="Resize the shorter side to N (aspect kept), then center-crop."),
-    ] = None,
-    base64_in_graph: Annotated[
-        bool, typer.Option("--base64-in-graph", help="Also decode web-safe base64 text in the graph.")
-    ] = False,
-    route: Annotated[str, typer.Option("--route", help="auto, session (TF1 graph) or function (TF2).")] = "auto",
+    input_alias: InputAliasOpt = None,
+    input_name: InputNameOpt = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    resize: ResizeOpt = "bilinear",
+    preserve_aspect_ratio: AspectOpt = False,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    new_key: NewKeyOpt = None,
+    keep_original_as: KeepOriginalOpt = None,
+    replace: ReplaceOpt = False,
+    preset: PresetOpt = None,
+    channel_order: ChannelOrderOpt = None,
+    layout: LayoutOpt = None,
+    crop: CropOpt = None,
+    resize_shorter: ResizeShorterOpt = None,
+    base64_in_graph: Base64Opt = False,
+    route: RouteOpt = "auto",
     tags: TagsOpt = None,
     as_json: JsonOpt = False,
     *,

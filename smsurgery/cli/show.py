@@ -14,6 +14,7 @@ from smsurgery.cli.common import (
     TagsOpt,
     VersionOpt,
     human_bytes,
+    note,
     out,
     parse_tags,
     print_json,
@@ -30,16 +31,29 @@ def show(
     tags: TagsOpt = None,
     signature: SignatureOpt = None,
     ops: Annotated[bool, typer.Option("--ops", help="Add a histogram of the ops in the graph.")] = False,
+    graph: Annotated[
+        bool | None,
+        typer.Option(
+            "--graph/--no-graph",
+            help="Read the graph for placements and the warnings that need it (default: when it is at most 8 MiB).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model's versions, tag sets, signatures, variables and assets."""
-    report = describe(path, version=version, tags=parse_tags(tags), signature=signature, ops=ops)
+    report = describe(path, version=version, tags=parse_tags(tags), signature=signature, ops=ops, graph=graph)
     if as_json:
         print_json(report)
     else:
         render_show(report)
     for message in report["warnings"]:
         warn(message)
+    if not report["graph_read"] and graph is None:
+        note(
+            f"the graph ({human_bytes(report['graph_bytes'])}) was not read: placements and the warnings that need "
+            "it were skipped; --graph reads it"
+        )
 
 
 def render_show(report: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from smsurgery.cli.common import (
     PathArg,
     TagsOpt,
     err,
+    human_bytes,
     note,
     out,
     parse_tags,
@@ -85,7 +86,8 @@ class CopyProgress:
             )  # fmt: skip
             self.progress.start()
         if relative not in self.tasks:
-            self.tasks[relative] = self.progress.add_task(f"copying {relative}", total=total)
+            label = relative if relative.startswith(("download ", "upload ")) else f"copying {relative}"
+            self.tasks[relative] = self.progress.add_task(label, total=total)
         self.progress.update(self.tasks[relative], completed=done)
 
     def close(self) -> None:
@@ -121,6 +123,12 @@ def run_edits(
     out.print(f"published {published.path} (version {published.version} of {published.base})")
     for change in result.report.changes:
         out.print(f"  {change.detail}")
+    if result.remote:
+        moved = result.to_json()["transfer"]
+        note(
+            f"moved {human_bytes(moved['bytes_downloaded'])} down, {human_bytes(moved['bytes_uploaded'])} up, "
+            f"{human_bytes(moved['bytes_copied'])} copied inside the store"
+        )
     note(_verification_line(result.verification))
     for message in result.checks:
         note(message)

@@ -101,6 +101,10 @@ class MissingDependency(SmsurgeryError):
     """An optional package that this operation needs is not installed."""
 
 
+class StorageError(SmsurgeryError):
+    """An object store refused or failed a request (no bucket, no credentials, access denied, network)."""
+
+
 class InternalError(Exception):
     """A bug in smsurgery: never raised for bad input. Not a SmsurgeryError."""
 

@@ -75,17 +75,41 @@ class Input:
     control: bool = False
 
 
-def parse_input(text: str, *, in_function: bool) -> Input:
-    """`a:1`, `^a` (graph) or `a:output:1`, `x`, `^a` (function) -> Input; anything else is InvalidName."""
+def parse_input(text: str, *, in_function: bool, lenient: bool = False) -> Input:
+    """`a:1`, `^a` (graph) or `a:output:1`, `x`, `^a` (function) -> Input; anything else is InvalidName.
+
+    `lenient` reads any other text as its node (`node_of`) and the digits
+    after its last colon, for readers of graphs they did not write.
+    """
     text = text.strip()
     if text.startswith("^"):
         return Input(text[1:], control=True)
     match = (_FUNCTION_INPUT if in_function else _GRAPH_INPUT).match(text)
     if not match:
+        if lenient:
+            last = text.rsplit(":", 1)[-1] if ":" in text else "0"
+            return Input(node_of(text), int(last) if last.isdigit() else 0)
         form = "NODE:ARG:INDEX or an argument name" if in_function else "NODE or NODE:INDEX"
         raise InvalidName(f"'{text}' is not a tensor name", hint=f"expected {form}")
     index = int(match["index"] or 0)
     return Input(match["node"], index, match.groupdict().get("arg"))
+
+
+def data_inputs(node: Any) -> list[str]:
+    """A node's input entries without its control inputs (`^a`), in order: what its input positions count."""
+    return [i for i in node.input if not i.startswith("^")]
+
+
+def attr_functions(value: Any, label: str) -> Iterator[tuple[str, str]]:
+    """(label, function) for every function an AttrValue names: `func`, `list(func)`, and recursively
+    every function in those NameAttrLists' own attrs (`f.attr.g` binds `g` of the function `f` calls)."""
+    kind = value.WhichOneof("value")
+    funcs = [value.func] if kind == "func" else list(value.list.func) if kind == "list" else []
+    for func in funcs:
+        if func.name:
+            yield label, func.name
+        for key, inner in func.attr.items():
+            yield from attr_functions(inner, f"{label}.attr.{key}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,7 @@ class Scope:
     function_def: Any = None
     args: dict[str, Any] = field(default_factory=dict)  # input arg name -> ArgDef (functions)
     arg_positions: dict[str, int] = field(default_factory=dict)
+    lenient: bool = False  # read odd input names as their node (readers), not as an error (edits)
     _consumers: dict[str, list[tuple[str, int]]] | None = None
     _inputs: dict[str, list[Input]] = field(default_factory=dict)
 
@@ -147,7 +172,9 @@ class Scope:
 
     def inputs(self, node: str) -> list[Input]:
         if node not in self._inputs:
-            self._inputs[node] = [parse_input(t, in_function=self.in_function) for t in self.nodes[node].input]
+            self._inputs[node] = [
+                parse_input(t, in_function=self.in_function, lenient=self.lenient) for t in self.nodes[node].input
+            ]
         return self._inputs[node]
 
     def consumers(self, node: str) -> list[tuple[str, int]]:
@@ -198,10 +225,21 @@ def _output_names(scope: Scope, name: str) -> list[tuple[str | None, int]]:
 
 
 class GraphModel:
-    """The scopes of one MetaGraphDef, their calls and callers; built lazily, read-only."""
+    """The scopes of one MetaGraphDef, their calls and callers; built lazily, read-only.
 
-    def __init__(self, meta: Any) -> None:
+    Edits build it strict (an input name that is neither `node:index` nor
+    `node:arg:index` is an error); readers pass `lenient=True`, so that a
+    report on a graph nobody here wrote never stops at an odd name.
+    """
+
+    @classmethod
+    def of_graph(cls, graph_def: Any, *, lenient: bool = False) -> GraphModel:
+        """The model of a bare GraphDef (one TensorFlow made in memory, or a frozen graph)."""
+        return cls(_GraphOnly(graph_def), lenient=lenient)
+
+    def __init__(self, meta: Any, *, lenient: bool = False) -> None:
         self.meta = meta
+        self.lenient = lenient
         self._scopes: dict[str, Scope] = {}
         self._function_defs: dict[str, Any] | None = None
         self._callers: dict[str, list[Call]] | None = None
@@ -222,32 +260,30 @@ class GraphModel:
         """The main graph (`""`) or function `name`; KeyError if the library has no such function."""
         if name not in self._scopes:
             if name == MAIN:
-                self._scopes[name] = Scope(MAIN, {n.name: n for n in self.meta.graph_def.node})
+                self._scopes[name] = Scope(MAIN, {n.name: n for n in self.meta.graph_def.node}, lenient=self.lenient)
             else:
                 fdef = self.function_defs[name]
                 args = {a.name: a for a in fdef.signature.input_arg}
                 positions = {a.name: i for i, a in enumerate(fdef.signature.input_arg)}
-                self._scopes[name] = Scope(name, {n.name: n for n in fdef.node_def}, fdef, args, positions)
+                nodes = {n.name: n for n in fdef.node_def}
+                self._scopes[name] = Scope(name, nodes, fdef, args, positions, lenient=self.lenient)
         return self._scopes[name]
 
     # ------------------------------------------------------------ calls
 
     def calls(self, scope: str, node: str, bindings: dict[str, str] | None = None) -> list[Call]:
-        """Functions that `node` of `scope` calls; attr placeholders resolved through `bindings`."""
+        """Functions that `node` of `scope` calls; attr placeholders resolved through `bindings`.
+
+        A function named inside a NameAttrList's own attrs (`f.attr.g`) counts
+        too: TensorFlow runs it when it runs `f`, and scan has always followed it.
+        """
         item = self.scope(scope).nodes[node]
         found = []
         for attr, value in sorted(item.attr.items()):
-            names: list[str] = []
-            kind = value.WhichOneof("value")
-            if kind == "func":
-                names = [value.func.name]
-            elif kind == "list" and len(value.list.func):
-                names = [f.name for f in value.list.func]
-            elif kind == "placeholder" and bindings and value.placeholder in bindings:
-                names = [bindings[value.placeholder]]
-            for name in names:
-                if name in self.function_defs:
-                    found.append(Call(scope, node, name, attr, _call_kind(item.op)))
+            named = list(attr_functions(value, attr))
+            if value.WhichOneof("value") == "placeholder" and bindings and value.placeholder in bindings:
+                named = [(attr, bindings[value.placeholder])]
+            found += [Call(scope, node, f, label, _call_kind(item.op)) for label, f in named if f in self.function_defs]
         return found
 
     def callees(self, scope: str) -> list[Call]:
@@ -313,9 +349,9 @@ class GraphModel:
             stack.extend(i.node for i in index.inputs(name) if i.node in index.nodes and i.node not in seen)
         return seen
 
-    def downstream(self, scope: str, nodes: Iterable[str]) -> set[str]:
-        """Nodes of `scope` that depend on `nodes`, `nodes` included."""
-        index = self.scope(scope)
+    def downstream(self, scope: str, nodes: Iterable[str], *, stop: Iterable[str] = ()) -> set[str]:
+        """Nodes of `scope` that depend on `nodes`, `nodes` included; `stop` not crossed."""
+        index, stops = self.scope(scope), set(stop)
         seen: set[str] = set()
         stack = list(nodes)
         while stack:
@@ -323,8 +359,19 @@ class GraphModel:
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(c for c, _ in index.consumers(name) if c not in seen)
+            if name not in stops:
+                stack.extend(c for c, _ in index.consumers(name) if c not in seen)
         return seen
+
+    def tensor_consumers(self, scope: str, node: str, index: int) -> list[str]:
+        """Nodes of `scope` that read output `index` of `node` as data (not as a control input)."""
+        local = self.scope(scope)
+        found = []
+        for consumer, position in local.consumers(node):
+            item = local.inputs(consumer)[position]
+            if not item.control and item.index == index:
+                found.append(consumer)
+        return found
 
     # ------------------------------------------------------------ tensors
 
@@ -370,6 +417,13 @@ class GraphModel:
         for name, node in index.nodes.items():
             if node.op != "NoOp":
                 yield from index.output_refs(name)
+
+
+@dataclass(frozen=True)
+class _GraphOnly:
+    """Stands for a MetaGraphDef that holds only `graph_def`."""
+
+    graph_def: Any
 
 
 class _EmptyNode:

@@ -250,7 +250,7 @@ def _check_assets(root: Path, model: Any) -> list[Problem]:
             pass  # an unreadable assets/ folder is reported by the tree check
         if consumed is None:
             consumed = _consumed_tensors(model)
-        if tensor and tensor.split(":", 1)[0] in consumed:
+        if tensor and node_of(tensor) in consumed:
             problems.append(Problem(ERROR, f"assets/{filename}", "is missing (the graph reads it at load time)"))
         else:
             problems.append(Problem(WARNING, f"assets/{filename}", "is missing (named by the model, read by no op)"))

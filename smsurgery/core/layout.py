@@ -29,11 +29,28 @@ _KERAS_SUFFIXES = {".h5": "a Keras HDF5 file", ".hdf5": "a Keras HDF5 file", ".k
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved version folder, and the model base it belongs to (if any)."""
+    """A resolved version folder, and the model base it belongs to (if any).
+
+    A remote version (`s3://...`, `gs://...`) is read from a local mirror:
+    `version_dir` and `base` are the mirror's folders, `origin` and
+    `remote_base` the URLs the user named (see `smsurgery.storage`).
+    """
 
     version_dir: Path
     base: Path | None = None
     version: int | None = None
+    origin: str | None = None
+    remote_base: str | None = None
+
+    @property
+    def location(self) -> str:
+        """The version as the user knows it: its URL when remote, else its folder."""
+        return self.origin or str(self.version_dir)
+
+    @property
+    def base_location(self) -> str | Path | None:
+        """The model base as the user knows it (a URL when remote), to resolve other versions of."""
+        return self.remote_base or self.base
 
     @property
     def saved_model_file(self) -> Path:
@@ -44,9 +61,9 @@ class ModelRef:
         raise NotASavedModel(f"{self.version_dir} has no saved_model.pb")
 
     def __str__(self) -> str:
-        if self.base is not None and self.version is not None:
-            return f"{self.base}@{self.version}"
-        return str(self.version_dir)
+        if self.base_location is not None and self.version is not None:
+            return f"{self.base_location}@{self.version}"
+        return self.location
 
 
 # absl::ascii_isspace: the characters SimpleAtoi strips from both ends.

@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from smsurgery.core import protos
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.core.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
-from smsurgery.core.layout import ModelRef, resolve
+from smsurgery.core.layout import ModelRef
 from smsurgery.core.skim import FileLayout, Skim, skim
 
 DEFAULT_TAGS = ("serve",)
@@ -188,6 +188,14 @@ class MetaGraph:
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(self.skim.meta_info_def.tags)
+
+    @property
+    def graph_bytes(self) -> int:
+        """Size of `graph_def` (binary): from the skimmed file's layout, else from the graph already in memory."""
+        layout = self.model.layout if self._given is None else None
+        if layout is not None:
+            return layout.meta_graphs[self.position].graph_bytes
+        return self.graph_def.ByteSize()
 
     @property
     def kind(self) -> str:
@@ -369,6 +377,8 @@ def _first_line(error: Exception) -> str:
 
 def read(path: str | Path | ModelRef, version: int | None = None, *, full: bool = False) -> SavedModelFile:
     """Resolve what the user typed and skim its SavedModel file (`full`: parse all of it now)."""
+    from smsurgery.storage.locate import resolve  # local paths and s3:// / gs:// URLs alike
+
     ref = path if isinstance(path, ModelRef) else resolve(path, version)
     skimmed = None if full else skim(ref.saved_model_file)
     if skimmed is None:

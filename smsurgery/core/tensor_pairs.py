@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterable
 
 from smsurgery.core.errors import InvalidName, NameCollision
+from smsurgery.core.graphmodel import parse_input
 
 
 def default_alias(tensor: str) -> str:
     """`dense/BiasAdd:0` -> `dense_BiasAdd`; `split:1` -> `split_1`."""
-    op, _, index = tensor.partition(":")
-    alias = re.sub(r"\W", "_", op)
-    return alias if index in ("", "0") else f"{alias}_{index}"
+    read = parse_input(tensor, in_function=False, lenient=True)
+    alias = re.sub(r"\W", "_", read.node)
+    return alias if read.index == 0 else f"{alias}_{read.index}"
 
 
 def parse_tensor_pairs(items: Iterable[str] | None, what: str = "tensor") -> dict[str, str]:

@@ -34,8 +34,9 @@ from smsurgery.edits.signatures import SIDES, Change, EditReport, user_keys
 from smsurgery.edits.validate import problems, validate
 from smsurgery.publishing import splice
 from smsurgery.publishing.memoryguard import require_memory_for
-from smsurgery.publishing.new_version import DEFAULT_TARGET, PublishedVersion, publish_proto
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.new_version import PublishedVersion, publish_proto
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
+from smsurgery.storage.mirror import TRANSFER, Transfer
 
 EDIT_SCHEMA = "smsurgery.edit/1"
 
@@ -142,9 +143,10 @@ class EditResult:
     report: EditReport
     verification: Any = None  # graph.verify.ComparisonReport, when verification ran
     checks: list[str] = field(default_factory=list)  # independent checks of exposed inner tensors (in notes too)
+    transfer: Transfer | None = None  # bytes moved to and inside object storage by this edit
 
     @property
-    def path(self) -> Path | None:
+    def path(self) -> Path | str | None:
         return self.published.path if self.published else None
 
     def to_json(self) -> dict[str, Any]:
@@ -163,7 +165,13 @@ class EditResult:
                 "bytes_linked": carried.bytes_linked, "bytes_copied": carried.bytes_copied,
             } if carried else None,
             "verification": self.verification.to_json() if self.verification is not None else None,
+            "transfer": self.transfer.to_json() if self.remote and self.transfer is not None else None,
         }  # fmt: skip
+
+    @property
+    def remote(self) -> bool:
+        """The source or the new version is in object storage (then the JSON reports the bytes moved)."""
+        return self.source.origin is not None or isinstance(self.published and self.published.path, str)
 
 
 class Draft:
@@ -274,6 +282,7 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
     """
     writer = draft.writer()
     lineage = draft.lineage
+    start = TRANSFER.snapshot()
     result = EditResult(source=draft.source.ref, tags=lineage.tags, published=None, report=draft.report)
     if not draft.report.changes and draft.saved_model == draft.source.proto:  # a silent change is still verified
         draft.report.warnings.append("nothing to change: no new version published")
@@ -321,6 +330,7 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
         draft.source, draft._saved_model, target, before_publish=before_publish if target.verify else None,
         write_saved_model=writer, after_carry=after_carry,
     )  # fmt: skip
+    result.transfer = TRANSFER.since(start)
     if result.verification is not None:  # it ran in the staging folder; report the version it became
         result.verification.b = str(result.published.path)
     return result
@@ -337,7 +347,10 @@ def edit(
     """Read `path`, apply `edits` to its meta graph `tags`, publish the result as `target`: the one-call form."""
     if not edits and not drop_object_graph:
         raise InvalidEdit("no edits given")
+    start = TRANSFER.snapshot()  # reading a remote source downloads too
     draft = Draft(read(path), tags)
     if drop_object_graph:
         draft.drop_object_graph()
-    return publish(draft.apply(*edits), target)
+    result = publish(draft.apply(*edits), target)
+    result.transfer = TRANSFER.since(start)
+    return result

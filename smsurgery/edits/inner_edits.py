@@ -83,12 +83,8 @@ def describe(entry: TensorEntry) -> str:
     return f"{entry.address} {dtype} {shape_text(entry.shape)}"
 
 
-def add_output(meta: Any, key: str, alias: str, tensor: str | TensorEntry) -> TensorEntry:
-    """Expose `tensor` as output `alias` of `key`; returns the entry it resolved to."""
-    entry = tensor if isinstance(tensor, TensorEntry) else find(meta, key, tensor)
-    _refuse_main(meta, entry, f"cannot add output '{alias}'")
-    if entry.ref.scope == MAIN:
-        raise InvalidEdit(f"'{entry.address}' is a main-graph tensor", hint="pass it as NODE:INDEX")
+def _publish_output(meta: Any, key: str, alias: str, entry: TensorEntry) -> None:
+    """Thread `entry` out of the signature's private wrapper as output `alias`, in both views of a TF2 export."""
     wrapper = private_wrapper(meta, key)
     threaded = thread_out(meta, wrapper, entry, alias)
     meta.signature_def[key].outputs[alias].CopyFrom(_info(threaded))
@@ -98,6 +94,15 @@ def add_output(meta: Any, key: str, alias: str, tensor: str | TensorEntry) -> Te
         function.outputs[alias].CopyFrom(output_spec(alias, threaded.dtype, threaded.shape))
         order = [threaded.index if a == alias else before.index(a) for a in sorted(function.outputs)]
         objectgraph.select_outputs(meta, function, order)
+
+
+def add_output(meta: Any, key: str, alias: str, tensor: str | TensorEntry) -> TensorEntry:
+    """Expose `tensor` as output `alias` of `key`; returns the entry it resolved to."""
+    entry = tensor if isinstance(tensor, TensorEntry) else find(meta, key, tensor)
+    _refuse_main(meta, entry, f"cannot add output '{alias}'")
+    if entry.ref.scope == MAIN:
+        raise InvalidEdit(f"'{entry.address}' is a main-graph tensor", hint="pass it as NODE:INDEX")
+    _publish_output(meta, key, alias, entry)
     return entry
 
 
@@ -113,15 +118,7 @@ def repoint_output(meta: Any, key: str, alias: str, tensor: str) -> tuple[str, T
             hint="repoint to a tensor of the same dtype (a Cast inside the function, for example)",
         )
     old = current.name
-    wrapper = private_wrapper(meta, key)
-    threaded = thread_out(meta, wrapper, entry, alias)
-    meta.signature_def[key].outputs[alias].CopyFrom(_info(threaded))
-    if wrapper.function is not None:
-        function = objectgraph.signature_function(meta, key)
-        keys = sorted(function.outputs)
-        function.outputs[alias].CopyFrom(output_spec(alias, threaded.dtype, threaded.shape))
-        order = [threaded.index if a == alias else keys.index(a) for a in keys]
-        objectgraph.select_outputs(meta, function, order)
+    _publish_output(meta, key, alias, entry)
     return old, entry
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsurgery.core.errors import InternalError, UnsupportedModel
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.graphmodel import node_of, parse_input
 
 SIGNATURE_MAP = "signature_map"
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
@@ -184,7 +184,7 @@ def _is_shared(meta: Any, function: SignatureFunction) -> bool:
     if sum(1 for child in children.values() if child.node_id == function.node_id) > 1:
         return True
     nodes = meta.object_graph_def.nodes
-    users = sum(1 for node in nodes if function.name in _concrete_names(node))
+    users = sum(1 for node in nodes if function.name in concrete_function_names(node))
     if users > 1 or len(function.calls) > 1 or _called_from_functions(meta, function.name):
         return True
     call_names = {call.name for call in function.calls}
@@ -194,7 +194,8 @@ def _is_shared(meta: Any, function: SignatureFunction) -> bool:
     return False
 
 
-def _concrete_names(node: Any) -> list[str]:
+def concrete_function_names(node: Any) -> list[str]:
+    """The concrete functions an object-graph node (a tf.function or a bare concrete function) holds."""
     kind = node.WhichOneof("kind")
     if kind == "bare_concrete_function":
         return [node.bare_concrete_function.concrete_function_name]
@@ -284,8 +285,8 @@ Remap = Callable[[str, int], "tuple[str, int | None]"]
 
 
 def _split(name: str) -> tuple[str, int]:
-    node, _, index = name.partition(":")
-    return node, int(index) if index.isdigit() else 0
+    read = parse_input(name, in_function=False, lenient=True)
+    return read.node, read.index
 
 
 def rewrite_signature_tensors(signature: Any, remap: Remap) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from smsurgery.core.errors import PublishError
 from smsurgery.graph.session import first_line, import_tf
+from smsurgery.storage.mirror import materialize
 
 BATCH_BYTES = 256 * 1024 * 1024
 PREFIX = "variables"
@@ -59,6 +60,7 @@ def rewrite_checkpoint(
     """
     tf = import_tf()
     try:
+        materialize(source_dir)  # a mirror of a remote version: the real shards first
         reader = tf.train.load_checkpoint(str(source_dir / PREFIX))
         dtypes = reader.get_variable_to_dtype_map()
     except Exception as error:  # TensorFlow raises its own kinds

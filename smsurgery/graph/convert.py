@@ -46,8 +46,7 @@ from smsurgery.graph.convert_source import Candidates, Source, TensorsNeeded
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session
 from smsurgery.publishing.atomic import next_version, staged_version
 from smsurgery.publishing.comparison import Tolerance, compare_outputs, tolerance
-from smsurgery.publishing.new_version import DEFAULT_TARGET
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 from smsurgery.serving.samples import sample_inputs
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
@@ -120,6 +119,10 @@ def convert(
     """
     if target.base is not None and Path(target.base) != Path(base):
         raise InvalidOption(f"convert writes into BASE ({base}), not into {target.base}")
+    if "://" in str(base):  # s3://, gs://: a local folder named `s3:` would be created
+        raise PublishError(
+            f"convert cannot publish into object storage ({base}) yet", hint="convert into a local base, then upload it"
+        )
     version, verify = target.version, target.verify
     fmt = _convertible(formats.detect(source))
     tol = tolerance(target.rtol, target.atol)

@@ -36,6 +36,7 @@ from smsurgery.core.integrity import require_safe_tree
 from smsurgery.core.layout import ModelRef
 from smsurgery.core.model import MetaGraph, SavedModelFile, read
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf, session_for
+from smsurgery.storage.mirror import materialize
 
 ASSETS_KEY = "saved_model_assets"
 MAIN_OP_KEYS = ("saved_model_main_op", "legacy_init_op")
@@ -153,6 +154,7 @@ def _restore(session: Any, saver: Any | None, source: Path) -> None:
     index = source / "variables" / "variables.index"
     if saver is None or not index.is_file():
         return
+    materialize(source)  # a mirror of a remote version: the real shards first
     saver.restore(session, str(source / "variables" / "variables"))
 
 

@@ -25,8 +25,7 @@ from smsurgery.attach.example_plan import INPUT_ALIAS, ExampleFeature, ExamplePl
 from smsurgery.attach.image_plan import ImageSpec
 from smsurgery.graph.attach import AttachPlan, publish_attachment
 from smsurgery.graph.image import decode_images, sample_jpeg
-from smsurgery.publishing.new_version import DEFAULT_TARGET
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 
 SCHEMA = "smsurgery.example-input/1"
 SAMPLE_EXAMPLES = 3

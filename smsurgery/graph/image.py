@@ -32,8 +32,7 @@ import numpy as np
 from smsurgery.attach.image_plan import ImagePlan, ImageSpec, plan_image_input
 from smsurgery.attach.image_presets import MODE_ARITHMETIC
 from smsurgery.graph.attach import AttachPlan, publish_attachment
-from smsurgery.publishing.new_version import DEFAULT_TARGET
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 
 SCHEMA = "smsurgery.image-input/1"
 _PNG = b"\x89PNG\r\n\x1a\n"

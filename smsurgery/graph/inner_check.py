@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from smsurgery.core.errors import SmsurgeryError, VerificationFailed
-from smsurgery.core.graphmodel import parse_input
+from smsurgery.core.graphmodel import node_of, parse_input
 from smsurgery.core.model import INIT_OP_SIGNATURE, read
 from smsurgery.edits.function_outputs import Trace, root_name, trace_output
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, session_for
@@ -116,7 +116,7 @@ def _inlined_value(loaded: Any, key: str, trace: Trace, feeds: dict[str, np.ndar
         message = f"cannot inline the source's signature '{key}' to check it: {first_line(error)}"
         raise SmsurgeryError(message) from error
     graph_def = frozen.graph.as_graph_def()
-    if trace.inlined_name.rsplit(":", 1)[0] not in {node.name for node in graph_def.node}:
+    if node_of(trace.inlined_name) not in {node.name for node in graph_def.node}:
         return None
     aliases = sorted(function.structured_input_signature[1])
     graph = tf.Graph()

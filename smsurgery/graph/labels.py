@@ -17,8 +17,7 @@ from typing import Any
 
 from smsurgery.attach.labels_plan import ASSET_NAME, LabelsPlan, plan_labels
 from smsurgery.graph.attach import AttachPlan, publish_attachment
-from smsurgery.publishing.new_version import DEFAULT_TARGET
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 
 SCHEMA = "smsurgery.labels/1"
 

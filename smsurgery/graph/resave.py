@@ -23,8 +23,8 @@ from smsurgery.core.model import MetaGraph, read
 from smsurgery.graph.export import publish_saved
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session, load_tf2, run_tf2
 from smsurgery.publishing.comparison import compare_arrays
-from smsurgery.publishing.new_version import DEFAULT_TARGET, PublishedVersion, target_base
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.publishing.new_version import PublishedVersion, target_base
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 from smsurgery.serving.samples import sample_inputs
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core.errors import DtypeMismatch, TensorNotFound
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.graphmodel import MAIN, GraphModel, node_of, parse_input
 from smsurgery.graph.session import import_tf
 
 
@@ -46,31 +46,14 @@ class Rewired:
 
 def cone(graph_def: Any, replaced: Sequence[str], fetches: Sequence[str]) -> set[str]:
     """Op names downstream of the `replaced` tensors and upstream of the `fetches` tensors."""
-    nodes = {node.name: node for node in graph_def.node}
-    wanted = {_tensor_name(t) for t in replaced}
+    model = GraphModel.of_graph(graph_def, lenient=True)
     replaced_ops = {node_of(t) for t in replaced}
-    users: dict[str, set[str]] = {}  # op -> ops that read any of its outputs or wait for it
-    stack: list[str] = []
-    for node in graph_def.node:
-        for reference in node.input:
-            users.setdefault(node_of(reference), set()).add(node.name)
-            if not reference.startswith("^") and _tensor_name(reference) in wanted:
-                stack.append(node.name)
-    down: set[str] = set()
-    while stack:
-        name = stack.pop()
-        if name in down or name in replaced_ops:
-            continue
-        down.add(name)
-        stack.extend(users.get(name, ()))
-    up: set[str] = set()
-    stack = [node_of(f) for f in fetches]
-    while stack:
-        name = stack.pop()
-        if name in up or name not in nodes:
-            continue
-        up.add(name)
-        stack.extend(node_of(r) for r in nodes[name].input)
+    readers = set()
+    for tensor in replaced:
+        read = parse_input(tensor, in_function=False, lenient=True)
+        readers.update(model.tensor_consumers(MAIN, read.node, read.index))
+    down = model.downstream(MAIN, readers - replaced_ops, stop=replaced_ops) - replaced_ops
+    up = model.upstream(MAIN, (node_of(f) for f in fetches))
     return down & up
 
 

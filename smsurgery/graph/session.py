@@ -21,6 +21,7 @@ import numpy as np
 
 from smsurgery.core.errors import LoaderFailed, SignatureNotFound, UnsupportedModel, listing
 from smsurgery.core.integrity import require_safe_tree
+from smsurgery.storage.mirror import materialize
 
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 
@@ -145,6 +146,7 @@ def session_for(graph: Any) -> Any:
 def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Session]:
     """`tf.compat.v1.saved_model.loader.load` into a fresh graph: how Serving loads a version."""
     require_safe_tree(path)
+    materialize(path)  # a mirror of a remote version: its real shards, never the placeholders
     tf = import_tf()
     graph = tf.Graph()
     session = session_for(graph)
@@ -162,6 +164,7 @@ def load_session(path: Path, tags: tuple[str, ...] | list[str]) -> Iterator[Sess
 def load_tf2(path: Path, tags: tuple[str, ...] | list[str] | None = None) -> Any:
     """`tf.saved_model.load`: the object-graph view of a TF2 export."""
     require_safe_tree(path)
+    materialize(path)
     tf = import_tf()
     try:
         return tf.saved_model.load(str(path), tags=list(tags) if tags else None)

@@ -23,7 +23,6 @@ from smsurgery.core.layout import (
     ModelRef,
     VersionListing,
     has_saved_model,
-    resolve,
     scan_versions,
     split_version_suffix,
 )
@@ -42,6 +41,7 @@ from smsurgery.inspect.check_warmup import warmup_findings
 from smsurgery.inspect.findings import Finding, counts, exit_status, finding
 from smsurgery.inspect.scan import scan_meta_graph
 from smsurgery.serving.batching import batchability_findings, parameter_findings, parse_batching_file
+from smsurgery.storage.locate import resolve
 
 CHECK_SCHEMA = "smsurgery.check/1"
 FINGERPRINT = "fingerprint.pb"
@@ -97,8 +97,8 @@ def check(
     wanted = tuple(tags) if tags else DEFAULT_TAGS
     ref, listing = _locate(path)
     report = CheckReport(
-        path=str(ref.version_dir) if ref else str(path),
-        base=str(ref.base) if ref and ref.base is not None else None,
+        path=ref.location if ref else str(path),
+        base=str(ref.base_location) if ref and ref.base_location is not None else None,
         version=ref.version if ref else None,
         tags=wanted,
         target_tf=target.version,

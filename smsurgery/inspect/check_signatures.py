@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.graphmodel import MAIN, GraphModel, node_of
 from smsurgery.core.model import DEFAULT_SIGNATURE, INIT_OP_SIGNATURE, MetaGraph, SignatureView, TensorView
 from smsurgery.inspect.findings import Finding, finding
 
@@ -47,10 +47,11 @@ def signature_findings(meta: MetaGraph, path: str) -> list[Finding]:
                 f"smsurgery signature rename {path} {signatures[0].key} {DEFAULT_SIGNATURE}",
             )
         )
-    nodes = {node.name: node for node in meta.proto.graph_def.node}
+    model = GraphModel(meta.proto, lenient=True)
+    nodes = model.main.nodes
     for signature in signatures:
         found += _tensor_findings(signature, nodes, path)
-        found += _unfed_findings(signature, nodes)
+        found += _unfed_findings(signature, model)
         found += _method_findings(signature)
         found += _rest_findings(signature, path)
     init = meta.proto.signature_def.get(INIT_OP_SIGNATURE) if INIT_OP_SIGNATURE in meta.proto.signature_def else None
@@ -74,23 +75,25 @@ def _tensor_findings(signature: SignatureView, nodes: dict[str, Any], path: str)
                     )
 
 
-def _unfed_findings(signature: SignatureView, nodes: dict[str, Any]) -> Iterator[Finding]:
-    """Placeholders an output needs that none of the signature's inputs feeds."""
+def _unfed_findings(signature: SignatureView, model: GraphModel) -> Iterator[Finding]:
+    """Placeholders an output needs that none of the signature's inputs feeds.
+
+    One walk over all outputs finds them; only when some exist does each
+    output get its own walk, to name the first output that needs each.
+    """
     fed = {node_of(n) for t in signature.inputs for n in tensor_names(t)}
+    nodes = model.main.nodes
+    placeholders = {name for name, node in nodes.items() if node.op == "Placeholder"} - fed
+
+    def unfed(outputs: list[TensorView]) -> set[str]:
+        roots = [node_of(n) for t in outputs for n in tensor_names(t)]
+        return model.upstream(MAIN, [r for r in roots if r not in fed], stop=fed | placeholders) & placeholders
+
     needed: dict[str, str] = {}  # placeholder -> the first output alias that needs it
-    seen: set[str] = set()  # shared by the outputs: each node is walked once per signature
-    for output in signature.outputs:
-        stack = [node_of(n) for n in tensor_names(output)]
-        while stack:
-            name = stack.pop()
-            if name in seen or name in fed or name not in nodes:
-                continue
-            seen.add(name)
-            node = nodes[name]
-            if node.op == "Placeholder":
+    if unfed(list(signature.outputs)):
+        for output in signature.outputs:
+            for name in unfed([output]):
                 needed.setdefault(name, output.alias)
-                continue
-            stack.extend(node_of(i) for i in node.input)
     for name, alias in sorted(needed.items()):
         yield finding(
             "SM-SIG-UNFED-INPUT",

@@ -21,7 +21,7 @@ from typing import Any
 
 from smsurgery.core.errors import SignatureNotFound, TagSetNotFound, VersionNotFound, listing
 from smsurgery.core.integrity import require_intact
-from smsurgery.core.layout import ModelRef, list_versions, resolve
+from smsurgery.core.layout import ModelRef, list_versions
 from smsurgery.core.model import (
     DEFAULT_TAGS,
     INIT_OP_SIGNATURE,
@@ -44,6 +44,7 @@ from smsurgery.inspect.diff_changes import (
     summary,
 )
 from smsurgery.inspect.diff_deep import compare_files, compare_variables
+from smsurgery.storage.locate import resolve
 
 DIFF_SCHEMA = "smsurgery.diff/1"
 
@@ -122,10 +123,10 @@ def resolve_pair(old: str | Path, new: str | Path | None) -> tuple[ModelRef, Mod
     if not earlier:
         what = "only one version" if len(versions) < 2 else f"no version before {newer.version}"
         raise VersionNotFound(
-            f"{newer.base} has {what}; diff BASE needs two versions",
+            f"{newer.base_location} has {what}; diff BASE needs two versions",
             hint=f"versions: {listing(str(v) for v in versions)}",
         )
-    return resolve(newer.base, max(earlier)), newer
+    return resolve(newer.base_location, max(earlier)), newer
 
 
 def compare_models(
@@ -159,8 +160,8 @@ def compare_models(
 def _side(model: SavedModelFile, meta: MetaGraph) -> dict[str, Any]:
     ref = model.ref
     return {
-        "path": str(ref.version_dir),
-        "base": str(ref.base) if ref.base is not None else None,
+        "path": ref.location,
+        "base": str(ref.base_location) if ref.base_location is not None else None,
         "version": ref.version,
         "kind": meta.kind,
         "tag_sets": [list(t) for t in model.tag_sets],

@@ -14,23 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.graphmodel import MAIN, GraphModel, node_of
 from smsurgery.edits import objectgraph
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
-
-
-def _reached(nodes: dict[str, Any], roots: list[str]) -> set[str]:
-    """Main-graph nodes the roots depend on (data and control inputs)."""
-    seen: set[str] = set()
-    stack = [node_of(r) for r in roots]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        stack.extend(node_of(i) for i in nodes[name].input)
-    return seen
 
 
 def unrestored_variables(meta: Any) -> dict[str, list[str]]:
@@ -43,7 +30,8 @@ def unrestored_variables(meta: Any) -> dict[str, list[str]]:
     """
     if not objectgraph.has_object_graph(meta) or not meta.saver_def.filename_tensor_name:
         return {}
-    nodes = {node.name: node for node in meta.graph_def.node}
+    model = GraphModel(meta, lenient=True)
+    nodes = model.main.nodes
     handles = {
         n.name: n.attr["shared_name"].s.decode(errors="replace") or n.name
         for n in nodes.values()
@@ -58,13 +46,13 @@ def unrestored_variables(meta: Any) -> dict[str, list[str]]:
         return {}
     init = meta.signature_def.get(INIT_OP_SIGNATURE, None)
     init_roots = [info.name for info in init.outputs.values()] if init is not None else []
-    ready |= {handles[n] for n in _reached(nodes, init_roots) if n in handles}
+    ready |= {handles[n] for n in model.upstream(MAIN, map(node_of, init_roots)) if n in handles}
     found: dict[str, list[str]] = {}
     for key in sorted(meta.signature_def):
         if key == INIT_OP_SIGNATURE:
             continue
         roots = [info.name for info in meta.signature_def[key].outputs.values() if info.name]
-        missing = sorted({handles[n] for n in _reached(nodes, roots) if n in handles} - ready)
+        missing = sorted({handles[n] for n in model.upstream(MAIN, map(node_of, roots)) if n in handles} - ready)
         if missing:
             found[key] = missing
     return found

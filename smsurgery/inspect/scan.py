@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smsurgery.core.graphmodel import data_inputs
 from smsurgery.core.model import INIT_OP_SIGNATURE, SavedModelFile, read
 from smsurgery.inspect.scan_assets import AssetTracer, asset_tensor_names
-from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph, data_inputs
+from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph
 from smsurgery.inspect.scan_ops import (
     CHECKPOINT_OPS,
     DENYLIST,
@@ -267,8 +268,8 @@ def scan_model(
     ref = model.ref
     return {
         "schema": SCAN_SCHEMA,
-        "path": str(ref.version_dir),
-        "base": str(ref.base) if ref.base is not None else None,
+        "path": ref.location,
+        "base": str(ref.base_location) if ref.base_location is not None else None,
         "version": ref.version,
         "clean": all(s.count == 0 for s in scans),
         "count": sum(s.count for s in scans),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from smsurgery.core import protos
-from smsurgery.inspect.scan_graph import PASS_THROUGH, ScanGraph, data_inputs, node_name
+from smsurgery.core.graphmodel import data_inputs, node_of, parse_input
+from smsurgery.inspect.scan_graph import PASS_THROUGH, ScanGraph
 
 # Where a called function's first argument sits among the caller's inputs.
 _ARG_OFFSET = {"f": 0, "body": 0, "cond": 0, "then_branch": 1, "else_branch": 1, "branches": 1}
@@ -44,13 +45,12 @@ class AssetTracer:
         """Whether `tensor` (in the graph, or in function `context`) is an asset file path."""
         if depth > _MAX_DEPTH or tensor.startswith("^"):
             return False
-        name = node_name(tensor)
+        name = node_of(tensor)
         if context is None:
             node = self.graph.main_node(name)
             if node is None:
                 return False
-            parts = tensor.split(":")
-            if f"{name}:{parts[1] if len(parts) > 1 else 0}" in self.asset_tensors:
+            if f"{name}:{parse_input(tensor, in_function=False, lenient=True).index}" in self.asset_tensors:
                 return True
         else:
             args = [arg.name for arg in self.graph.functions[context].signature.input_arg]
@@ -64,7 +64,7 @@ class AssetTracer:
             return self.traces_to_asset(context, inputs[0], depth + 1)
         if node.op == "ReadVariableOp" and context is None and inputs:
             # TF2 keeps an asset path in a variable: every value assigned to it must be an asset.
-            values = self._assigned_values(node_name(inputs[0]))
+            values = self._assigned_values(node_of(inputs[0]))
             return bool(values) and all(self.traces_to_asset(None, value, depth + 1) for value in values)
         return False
 
@@ -74,7 +74,7 @@ class AssetTracer:
         for node in self.graph.graph_def.node:
             if node.op in ("AssignVariableOp", "Assign"):
                 inputs = data_inputs(node)
-                if len(inputs) > 1 and node_name(inputs[0]) == variable:
+                if len(inputs) > 1 and node_of(inputs[0]) == variable:
                     values.append(inputs[1])
         return values
 

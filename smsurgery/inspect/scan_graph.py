@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core import protos
+from smsurgery.core.graphmodel import attr_functions, data_inputs, node_of, parse_input
 from smsurgery.inspect.scan_ops import ATTR_JUDGED, DENYLIST, GRAPH_CARRIERS, TABLE_FROM_FILE
 from smsurgery.inspect.scan_registry import FUNC_ATTRS, PLAIN_OPS
 
@@ -44,36 +45,6 @@ OPAQUE = "opaque"  # a carrier whose graph could not be read: reported as the ca
 # Where a scanned node sits: (embedded_in, function or None for the graph itself, node name).
 # `embedded_in` is "" for the model's own graph, else the path of carrier nodes ("f/ds > g/ds2").
 Key = tuple[str, str | None, str]
-
-
-def node_name(tensor: str) -> str:
-    """`^a`, `a:0`, `a:out:0` -> `a` (graph and function input syntax alike)."""
-    return tensor.lstrip("^").split(":", 1)[0]
-
-
-def output_index(tensor: str) -> int:
-    """`a` -> 0, `a:2` -> 2, `a:output:2` -> 2 (graph and function syntax)."""
-    last = tensor.rsplit(":", 1)[-1] if ":" in tensor else "0"
-    return int(last) if last.isdigit() else 0
-
-
-def data_inputs(node: Any) -> list[str]:
-    return [i for i in node.input if not i.startswith("^")]
-
-
-def _funcs_in(value: Any, label: str) -> Iterator[tuple[str, str]]:
-    """(label, function) for every function an AttrValue names, its NameAttrList attrs included."""
-    kind = value.WhichOneof("value")
-    if kind == "func":
-        if value.func.name:
-            yield label, value.func.name
-        for key, inner in value.func.attr.items():
-            yield from _funcs_in(inner, f"{label}.attr.{key}")
-    elif kind == "list":
-        for func in value.list.func:
-            yield label, func.name
-            for key, inner in func.attr.items():
-                yield from _funcs_in(inner, f"{label}.attr.{key}")
 
 
 def node_callees(node: Any, functions: dict[str, Any]) -> list[tuple[str, str]]:
@@ -90,7 +61,7 @@ def node_callees(node: Any, functions: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         names = node.attr.keys()  # an op TensorFlow's registry does not know: check every attr
     for name in list(names):
-        found.extend(_funcs_in(node.attr[name], name))
+        found.extend(attr_functions(node.attr[name], name))
     return [(attr, callee) for attr, callee in found if callee in functions]
 
 
@@ -200,9 +171,9 @@ class ScanGraph:
         if self.gradients.get(name) in self.functions:
             yield "gradient", self.gradients[name]
         for key, value in fdef.attr.items():
-            yield from ((a, f) for a, f in _funcs_in(value, key) if f in self.functions)
+            yield from ((a, f) for a, f in attr_functions(value, key) if f in self.functions)
         for attr_def in fdef.signature.attr:
-            yield from ((a, f) for a, f in _funcs_in(attr_def.default_value, attr_def.name) if f in self.functions)
+            yield from ((a, f) for a, f in attr_functions(attr_def.default_value, attr_def.name) if f in self.functions)
         api = fdef.attr["api_implements"].s if "api_implements" in fdef.attr else b""
         if api:  # Grappler swaps implementations within one library
             same = [other for other in self.implementations()[api] if self.home[other] == self.home[name]]
@@ -226,7 +197,7 @@ class ScanGraph:
         reached = [0] * len(nodes)
         stack: list[tuple[int, int]] = []
         for bit, names in enumerate(roots):
-            stack += [(index[n], 1 << bit) for n in (node_name(r) for r in names if r) if n in index]
+            stack += [(index[n], 1 << bit) for n in (node_of(r) for r in names if r) if n in index]
         pop, push = stack.pop, stack.append
         while stack:
             position, bits = pop()
@@ -238,7 +209,7 @@ class ScanGraph:
             for tensor in nodes[position].input:
                 found = get(tensor)
                 if found is None:
-                    found = get(node_name(tensor))
+                    found = get(node_of(tensor))
                 if found is not None:
                     push((found, new))
         return {i: reached[i] for i in self.interesting}
@@ -307,12 +278,13 @@ class ScanGraph:
         for _ in range(64):  # follow Identity-like nodes to the Const
             if tensor is None:
                 return None
-            name = node_name(tensor)
+            name = node_of(tensor)
             producer = self.main_node(name) if function is None else self.function_node(function, name)
             if producer is None or producer.op not in PASS_THROUGH:
                 break
             inputs = data_inputs(producer)
-            output = output_index(tensor) if producer.op == "IdentityN" else 0
+            read = parse_input(tensor, in_function=function is not None, lenient=True)
+            output = read.index if producer.op == "IdentityN" else 0
             tensor = inputs[output] if output < len(inputs) else None
         if producer is None or producer.op != "Const" or len(producer.attr["value"].tensor.string_val) != 1:
             return None

@@ -19,8 +19,9 @@ from smsurgery.inspect.restore_check import tf1_loader_warning
 
 
 def show_warnings(
-    model: SavedModelFile, meta: MetaGraph, listing: VersionListing | None, tags: tuple[str, ...]
+    model: SavedModelFile, meta: MetaGraph, listing: VersionListing | None, tags: tuple[str, ...], *, graph: bool = True
 ) -> list[str]:
+    """The warnings; those that need the graph (checkpoint extras, GPU pins, the TF1 loader) only with `graph`."""
     warnings = _version_warnings(listing) if listing is not None else []
     sets = [frozenset(t) for t in model.tag_sets]
     if frozenset(tags) not in sets:
@@ -35,8 +36,10 @@ def show_warnings(
             f"{sets.count(tag_set)} meta graphs have tags [{tag_set_text(sorted(tag_set))}]: "
             "TensorFlow loads the first one and never the others"
         )
+    if not graph:
+        return warnings
     warnings += _checkpoint_warnings(model, meta)
-    pins = gpu_pin_warning(placements(meta.proto))
+    pins = gpu_pin_warning(placements(meta))
     if pins:
         warnings.append(pins)
     tf1_loader = tf1_loader_warning(meta.proto) if meta.kind == "tf2" else None

@@ -36,8 +36,10 @@ from smsurgery.core.layout import (
 )
 
 STAGING_PREFIX = ".smsurgery-staging-"
-# Exactly the names `staged_version` gives (PREFIX + pid + "-" + 8 hex digits): nothing else is removed.
-_STAGING_NAME = re.compile(re.escape(STAGING_PREFIX) + r"(\d+)-[0-9a-f]{8}")
+SCRATCH_PREFIX = ".smsurgery-scratch-"  # a base of intermediate versions (`scratch_base`), not a version
+# Exactly the names `staged_version` and `scratch_base` give (PREFIX + pid + "-" + 8 hex digits): nothing else
+# is removed.
+_STAGING_NAME = re.compile(f"(?:{re.escape(STAGING_PREFIX)}|{re.escape(SCRATCH_PREFIX)})" + r"(\d+)-[0-9a-f]{8}")
 # Files of the source version that the writer regenerates or drops instead of copying.
 NOT_CARRIED = {*SAVED_MODEL_FILES, "fingerprint.pb"}
 ProgressCallback = Callable[[str, int, int], None]  # (relative path, bytes done, bytes total)
@@ -224,6 +226,8 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
     """
     if version is not None:
         check_new_version(version)
+    if str(base).split("/", 1)[0] in ("s3:", "gs:"):  # a URL (Path keeps `s3:/b/m`) reaching a local-only route
+        raise PublishError(f"this command cannot publish into object storage ({base}) yet")
     refuse_base_inside_a_version(base)
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -293,3 +297,27 @@ def _rename_into_place(base: Path, staging: Path, version: int | None) -> int:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise PublishError(f"cannot publish version {number} in {base}: {error.strerror}") from error
     raise PublishError(f"gave up finding a free version number in {base}")
+
+
+@contextlib.contextmanager
+def scratch_base(base: Path) -> Iterator[Path]:
+    """A model base of intermediate versions inside `base`, removed when the block ends.
+
+    A chain of publishes that must end in ONE new version of `base` (a
+    recipe's in-memory edits, then an attachment built on them) stages its
+    intermediate versions here: on the same file system (so shards link),
+    invisible to Serving (not a version number), and named like a staging
+    folder, so a killed writer's leftover is removed by the next publish.
+    """
+    refuse_base_inside_a_version(base)
+    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    _ACTIVE_STAGING.add(path)
+    try:
+        try:
+            path.mkdir(parents=True)
+        except OSError as error:
+            raise PublishError(f"cannot write into {base}: {error.strerror}") from error
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        _ACTIVE_STAGING.discard(path)

@@ -22,21 +22,36 @@ from smsurgery.core.integrity import require_intact
 from smsurgery.core.layout import ModelRef
 from smsurgery.core.model import SavedModelFile
 from smsurgery.publishing.atomic import CarryReport, carry_over, staged_version, write_bytes_synced
-from smsurgery.publishing.target import PublishTarget
-
-DEFAULT_TARGET = PublishTarget()
+from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
+from smsurgery.storage.mirror import materialize
+from smsurgery.storage.publish import remote_staged_version
+from smsurgery.storage.url import is_remote
 
 
 @dataclass(frozen=True)
 class PublishedVersion:
-    base: Path
+    """The version written; `base` and `path` are URLs (str) when it went into object storage."""
+
+    base: Path | str
     version: int
-    path: Path
+    path: Path | str
     carried: CarryReport
 
 
-def target_base(source: SavedModelFile, out_base: str | Path | None) -> Path:
-    """Where the new version goes: `--out`, else the source's own model base."""
+def target_base(source: SavedModelFile, out_base: str | Path | None, *, remote_ok: bool = False) -> Path | str:
+    """Where the new version goes: `--out`, else the source's own model base (a URL for a remote source).
+
+    Only the proto publisher writes into object storage (`remote_ok`); the
+    TensorFlow routes (attach, re-save) refuse a remote base in one line.
+    """
+    where = str(out_base) if out_base is not None else source.ref.remote_base
+    if where is not None and is_remote(where):
+        if not remote_ok:
+            raise PublishError(
+                f"this command cannot publish into object storage ({where}) yet",
+                hint="publish into a local base with --out DIR, then upload it",
+            )
+        return where
     if out_base is not None:
         return Path(out_base)
     if source.ref.base is None:
@@ -68,11 +83,17 @@ def publish_proto(
     serializing `saved_model` (a splice, see `smsurgery.publishing.splice`).
     `after_carry(staging_dir)` rewrites carried files (prune's checkpoint).
     """
-    base = target_base(source, target.base)
+    base = target_base(source, target.base, remote_ok=True)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
-    with staged_version(base, target.version) as staging:
-        carried = carry_over(source.path, staging.path, link=target.link, skip=set(extra), progress=target.progress)
+    remote = isinstance(base, str)
+    if not remote or target.verify:  # a local copy, or TensorFlow verifying: the real shards of a remote source
+        materialize(source.path, target.progress)
+    staged = remote_staged_version(base, target.version, source.path, target.progress) if remote else None
+    # Into a bucket, shards are always linked locally: unchanged ones are copied inside the store, not uploaded.
+    link = target.link or remote
+    with staged or staged_version(Path(base), target.version) as staging:
+        carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=target.progress)
         if after_carry is not None:
             after_carry(staging.path)
         if write_saved_model is not None:
@@ -85,7 +106,8 @@ def publish_proto(
         if before_publish is not None:
             before_publish(staging.path)
     assert staging.version is not None
-    return PublishedVersion(base=base, version=staging.version, path=base / str(staging.version), carried=carried)
+    path = f"{base}/{staging.version}" if remote else Path(base) / str(staging.version)
+    return PublishedVersion(base=base, version=staging.version, path=path, carried=carried)
 
 
 def _require_complete(staged: Path, saved_model: Any) -> None:

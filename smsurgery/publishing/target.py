@@ -52,3 +52,6 @@ class PublishTarget:
 
     def with_progress(self, progress: ProgressCallback | None) -> PublishTarget:
         return replace(self, progress=progress)
+
+
+DEFAULT_TARGET = PublishTarget()  # the source's own base, the next free number, linked, verified

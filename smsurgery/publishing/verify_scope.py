@@ -78,16 +78,7 @@ def _same_binding(before: Any, after: Any, old_key: str, new_key: str) -> bool:
     if node_a != node_b:
         return False
     functions_a, functions_b = before.object_graph_def.concrete_functions, after.object_graph_def.concrete_functions
-    return all(functions_a.get(name) == functions_b.get(name) for name in _concrete_names(node_a))
-
-
-def _concrete_names(node: Any) -> list[str]:
-    kind = node.WhichOneof("kind")
-    if kind == "bare_concrete_function":
-        return [node.bare_concrete_function.concrete_function_name]
-    if kind == "function":
-        return list(node.function.concrete_functions)
-    return []
+    return all(functions_a.get(name) == functions_b.get(name) for name in objectgraph.concrete_function_names(node_a))
 
 
 def untouched_signatures(old_dir: Path, new_dir: Path, tags: tuple[str, ...], pairs: Sequence[Any]) -> set[str]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smsurgery.publishing.target import PublishTarget
+from smsurgery.recipes import recipe_file
 from smsurgery.recipes.apply import ApplyReport, ModelOutcome, apply
 from smsurgery.recipes.plan import PlanReport, plan
-from smsurgery.recipes.recipe_file import RecipeFile, Step, parse, read_recipe
+from smsurgery.recipes.recipe_file import RecipeFile, Step, read_recipe
 
 __all__ = ["ApplyReport", "ModelOutcome", "PlanReport", "Recipe", "Step", "load", "parse"]
 
@@ -41,4 +42,10 @@ class Recipe(RecipeFile):
 def load(path: str | Path) -> Recipe:
     """Read and validate a recipe file (TOML, or JSON by its first character)."""
     found = read_recipe(path)
+    return Recipe(found.steps, found.require, found.source, found.tags)
+
+
+def parse(text: str, *, source: str = "<recipe>") -> Recipe:
+    """Validate a recipe given as text (TOML, or JSON by its first character)."""
+    found = recipe_file.parse(text, source=source)
     return Recipe(found.steps, found.require, found.source, found.tags)

@@ -13,14 +13,17 @@ import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from smsurgery.core.errors import InvalidOption, SmsurgeryError
+from smsurgery.core.model import read
 from smsurgery.edits.draft import publish
+from smsurgery.publishing.atomic import clean_stale_staging, scratch_base
+from smsurgery.publishing.new_version import target_base
 from smsurgery.publishing.target import PublishTarget
-from smsurgery.recipes.plan import plan_model
+from smsurgery.recipes.plan import ModelPlan, plan_model
 from smsurgery.recipes.recipe_file import RecipeFile
 
 APPLY_SCHEMA = "smsurgery.apply/1"
@@ -70,24 +73,59 @@ def _blocked(model: ModelOutcome) -> bool:
 
 
 def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOutcome:
-    """Plan and publish one base; never raises a user error (it becomes the outcome)."""
+    """Plan and publish one base; never raises a user error (it becomes the outcome).
+
+    A killed apply's leftovers in the base (staging folders, a scratch base)
+    are removed first, also when the model is already in its end state.
+    """
+    if Path(base).is_dir():
+        clean_stale_staging(Path(base))
     planned = plan_model(recipe, base, detail=False)
     if planned.status == "unchanged":
         return ModelOutcome(base, "unchanged")
     if planned.status == "blocked":
         return ModelOutcome(base, "refused", verdict=planned.verdict, reason=f"require: {planned.reason}")
-    if planned.status == "error" or planned.draft is None:
+    if planned.status == "error" or (planned.draft is None and not planned.attachments):
         return ModelOutcome(base, "refused", reason=planned.reason)
     try:
-        result = publish(planned.draft, target)
+        if planned.attachments:
+            path, changes = publish_chain(planned, target)
+            version = int(path.name)
+        else:
+            assert planned.draft is not None
+            result = publish(planned.draft, target)
+            assert result.published is not None
+            path, version, changes = result.published.path, result.published.version, result.report.changes
     except SmsurgeryError as error:
         return ModelOutcome(base, "failed", verdict=planned.verdict, reason=str(error))
-    published = result.published
     return ModelOutcome(
-        base, "published", version=published.version if published else None,
-        path=str(published.path) if published else None, verdict=planned.verdict,
-        changes=[c.detail for c in result.report.changes],
+        base, "published", version=version, path=str(path), verdict=planned.verdict,
+        changes=[c if isinstance(c, str) else c.detail for c in changes],
     )  # fmt: skip
+
+
+def publish_chain(planned: ModelPlan, target: PublishTarget) -> tuple[Path, list[str]]:
+    """The in-memory result, then each attachment on it; only the last publish lands in the model's base.
+
+    The intermediate versions live in a scratch base inside the model's
+    base, so the model's base gets exactly one new version, or none when
+    any link of the chain fails (each publish verifies its own step).
+    """
+    source = planned.draft.source if planned.draft is not None else read(planned.base)
+    base = target_base(source, None)
+    tags = planned.draft.lineage.tags if planned.draft is not None else source.meta_graph(None).tags
+    applied = [d for s in planned.steps if s.status == "applied" for d in s.details]
+    with scratch_base(base) as scratch:
+        staged = replace(target, base=scratch, version=None)
+        current = source.path
+        if planned.draft is not None:
+            result = publish(planned.draft, staged)
+            assert result.published is not None
+            current = result.published.path
+        for attachment in planned.attachments[:-1]:
+            current = attachment.run(current, tags, staged)
+        final = planned.attachments[-1].run(current, tags, replace(target, base=base, version=None))
+    return final, applied
 
 
 def apply(

@@ -21,6 +21,7 @@ from smsurgery.core.user_files import EDITS_LIMIT, read_user_file
 from smsurgery.edits.draft import Draft
 from smsurgery.edits.validate import problems, validate
 from smsurgery.inspect.diff import compare_models
+from smsurgery.recipes.attachments import Attachment
 from smsurgery.recipes.matching import mismatch
 from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
 
@@ -50,7 +51,8 @@ class ModelPlan:
     changes: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)  # what `check` finds in the result
     reason: str | None = None
-    draft: Draft | None = None
+    draft: Draft | None = None  # the in-memory result, when it changes anything
+    attachments: list[Attachment] = field(default_factory=list)  # to run on it, in order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,27 +110,61 @@ def plan_model(recipe: RecipeFile, base: str | Path, *, detail: bool = True) -> 
         require_intact(source)
         result.version = source.ref.version
         draft = Draft(source, recipe.tags)
-        for number, step in enumerate(recipe.steps, 1):
+        for number, step in recipe.edits:
             result.steps.append(_plan_step(draft, step, number))
             if result.steps[-1].status == "refused":
                 result.status, result.reason = "error", f"step {number}: {result.steps[-1].details[0]}"
                 return result
-        if not draft.report.changes:
+        attached = _plan_attachments(recipe, draft, result) if recipe.attachments else []
+        if result.status == "error" or (not draft.report.changes and not attached):
             return result
-        validate(draft.meta, problems(draft.source_meta.proto))
-        edited = SavedModelFile(source.ref, draft.saved_model)
-        diff = compare_models(source, edited, tags=draft.tags)
-        result.verdict, result.draft, new_errors = diff.verdict, draft, 0
-        if detail:
-            result.changes = [c.to_json() for c in diff.changes]
-        if detail or "check" in recipe.require:
-            result.findings, new_errors = _check_findings(source, edited, draft.tags)
+        result.attachments = [a for a, _ in attached]
+        new_errors = 0
+        if draft.report.changes:
+            validate(draft.meta, problems(draft.source_meta.proto))
+            edited = SavedModelFile(source.ref, draft.saved_model)
+            diff = compare_models(source, edited, tags=draft.tags)
+            result.verdict, result.draft = diff.verdict, draft
+            if detail:
+                result.changes = [c.to_json() for c in diff.changes]
+            if detail or "check" in recipe.require:
+                result.findings, new_errors = _check_findings(source, edited, draft.tags)
+        result.verdict = max([result.verdict, *(v for _, v in attached)], key=VERDICTS.index)
         result.status, result.reason = "changes", _unmet(recipe, result, new_errors)
         if result.reason is not None:
             result.status = "blocked"
     except SmsurgeryError as error:
         result.status, result.reason = "error", str(error)
     return result
+
+
+def _plan_attachments(recipe: RecipeFile, draft: Draft, result: ModelPlan) -> list[tuple[Attachment, str]]:
+    """The attachment steps that would run, with their verdicts, each checked against the in-memory result.
+
+    Every attachment is planned against the model as the in-memory steps
+    left it (what TensorFlow would attach to is not built yet): an
+    attachment cannot name a signature an earlier attachment adds.
+    """
+    edited = SavedModelFile(draft.source.ref, draft.saved_model) if draft.report.changes else draft.source
+    tags = draft.lineage.tags
+    meta = edited.meta_graph(tags)
+    chosen: list[tuple[Attachment, str]] = []
+    for number, step in recipe.attachments:
+        attachment = step.edit
+        assert isinstance(attachment, Attachment)
+        why_not = mismatch(step.match, meta) or attachment.done(meta)
+        if why_not is not None:
+            result.steps.append(StepOutcome(number, attachment.op, "skipped", [why_not]))
+            continue
+        try:
+            planned = attachment.plan(edited, tags)
+        except SmsurgeryError as error:
+            result.steps.append(StepOutcome(number, attachment.op, "refused", [str(error)]))
+            result.status, result.reason = "error", f"step {number}: {error}"
+            return []
+        result.steps.append(StepOutcome(number, attachment.op, "applied", planned.details))
+        chosen.append((planned.settled or attachment, planned.verdict))
+    return chosen
 
 
 def _check_findings(source: SavedModelFile, edited: SavedModelFile, tags: tuple[str, ...]) -> tuple[list, int]:

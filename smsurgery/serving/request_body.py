@@ -14,7 +14,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from smsurgery.attach.inputs_record import image_inputs
@@ -122,7 +122,7 @@ def _sample_value(
 ) -> Any:
     """A sample for one input; a declared scalar gets `batch` instances in row format, as Serving allows."""
     view = dataclasses.replace(tensor, shape=(-1,)) if fmt == ROW and tensor.shape == () else tensor
-    features = example_features(meta.graph_def, tensor.name or "") if tensor.dtype == "DT_STRING" else None
+    features = example_features(meta, tensor.name or "") if tensor.dtype == "DT_STRING" else None
     image = True if tensor.alias in images else None
     return sample_tensor_json(view, batch=batch, seed=seed, features=features, example_bytes=example_bytes, image=image)
 
@@ -213,7 +213,7 @@ def _examples_body(
     except InvalidRequest as error:
         refusal = f"TensorFlow Serving's {method} API refuses signature '{signature.key}'"
         raise InvalidRequest(f"{refusal}: {error}") from error
-    features = example_features(meta.graph_def, input_name)
+    features = example_features(meta, input_name)
     notes: list[str] = []
     dtype = signature.input("inputs").dtype
     if features is None and dtype != "DT_STRING" and "inputs" not in given:
@@ -286,7 +286,8 @@ def build_request(
     view = pick_signature(meta, signature)
     chosen = resolve_method(view, method)
     asked = _asked_version(path, version, model)
-    name = model_name or (model.ref.base.name if model.ref.base is not None else model.ref.version_dir.name)
+    base = model.ref.base_location  # the URL of a remote base, not its local mirror
+    name = model_name or (PurePosixPath(str(base)).name if base is not None else PurePosixPath(model.ref.location).name)
     common = {"model": model, "meta": meta, "signature": view, "method": chosen, "model_name": name, "version": asked}
     if chosen == "predict":
         given = given_values(values, specs, lambda alias: view.input(alias).dtype)
@@ -315,6 +316,9 @@ def _asked_version(path: Any, version: int | None, model: SavedModelFile) -> int
     given = Path(str(path))
     if given.name == "saved_model.pb" or given.name == "saved_model.pbtxt":
         given = given.parent
+    if model.ref.origin is not None:  # a remote version named by its own URL
+        named = str(path).rstrip("/").removesuffix("/saved_model.pb").removesuffix("/saved_model.pbtxt")
+        return model.ref.version if named == model.ref.origin else None
     return model.ref.version if given.resolve() == model.ref.version_dir.resolve() else None
 
 

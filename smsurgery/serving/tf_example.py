@@ -37,6 +37,7 @@ import numpy as np
 
 from smsurgery.core import protos
 from smsurgery.core.errors import InvalidRequest
+from smsurgery.core.graphmodel import MAIN, GraphModel, Scope, data_inputs, node_of
 from smsurgery.core.model import DEFAULT_SIGNATURE, SignatureView, TensorView
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file
 from smsurgery.serving.rest import (
@@ -77,75 +78,68 @@ class FeatureSpec:
         return {"name": self.name, "kind": self.kind, "dtype": self.dtype, "shape": list(self.shape)}
 
 
-class _Scope:
-    """The graph or one function body: nodes by name and who consumes what."""
-
-    def __init__(self, nodes: list[Any]) -> None:
-        self.nodes = {node.name: node for node in nodes}
-        self.consumers: dict[str, list[tuple[Any, int]]] = {}
-        for node in nodes:
-            for index, source in enumerate(i for i in node.input if not i.startswith("^")):
-                self.consumers.setdefault(source.split(":", 1)[0], []).append((node, index))
-
-    def const_strings(self, source: str) -> list[str] | None:
-        node = self.nodes.get(source.split(":", 1)[0])
-        if node is None or node.op != "Const":
-            return None
-        return [value.decode("utf-8", "replace") for value in node.attr["value"].tensor.string_val]
+def _const_strings(scope: Scope, source: str) -> list[str] | None:
+    node = scope.nodes.get(node_of(source))
+    if node is None or node.op != "Const":
+        return None
+    return [value.decode("utf-8", "replace") for value in node.attr["value"].tensor.string_val]
 
 
-def example_features(graph_def: Any, tensor_name: str) -> list[FeatureSpec] | None:
-    """Features parsed from the serialized examples fed into `tensor_name`.
+def example_features(meta: Any, tensor_name: str) -> list[FeatureSpec] | None:
+    """Features parsed from the serialized examples fed into `tensor_name` of a MetaGraphDef.
 
-    `None` when no parse op is reachable from it (the input is not a
-    tf.Example string, or the model parses them in a way we do not follow).
+    The walk goes downstream from the input, into the functions it is passed
+    to (`PartitionedCall`'s `f`: TF2 exports parse inside the signature's
+    function). `None` when no parse op is reachable from it (the input is
+    not a tf.Example string, or the model parses them in a way we do not
+    follow).
     """
-    functions = {f.signature.name: f for f in graph_def.library.function}
-    scopes: dict[str, _Scope] = {"": _Scope(list(graph_def.node))}
-    queue: deque[tuple[str, str]] = deque([("", tensor_name.split(":", 1)[0])])
+    model = GraphModel(meta, lenient=True)
+    queue: deque[tuple[str, str]] = deque([(MAIN, node_of(tensor_name))])
     seen: set[tuple[str, str]] = set(queue)
     found: list[FeatureSpec] = []
     parsed_any = False
     while queue and len(seen) < _MAX_VISITS:
         scope_name, source = queue.popleft()
-        scope = scopes[scope_name]
-        for node, index in scope.consumers.get(source, []):
-            if node.op in PARSE_OPS:
-                if index == 0:
-                    features = _parse_op_features(scope, node)
-                    if features is not None:
-                        parsed_any = True
-                        found.extend(f for f in features if f.name not in {g.name for g in found})
+        scope = model.scope(scope_name)
+        for consumer, position in scope.consumers(source):
+            if scope.inputs(consumer)[position].control:
                 continue
-            function = node.attr["f"].func.name if "f" in node.attr else ""
-            if function in functions:
-                args = functions[function].signature.input_arg
-                if index < len(args):
-                    if function not in scopes:
-                        scopes[function] = _Scope(list(functions[function].node_def))
-                    step = (function, args[index].name)
-                else:
-                    continue
-            else:
-                step = (scope_name, node.name)
-            if step not in seen:
+            node = scope.nodes[consumer]
+            if node.op in PARSE_OPS:
+                features = _parse_op_features(scope, node) if position == 0 else None
+                if features is not None:
+                    parsed_any = True
+                    found.extend(f for f in features if f.name not in {g.name for g in found})
+                continue
+            step = _next_step(model, scope_name, consumer, position)
+            if step is not None and step not in seen:
                 seen.add(step)
                 queue.append(step)
     return found if parsed_any else None
+
+
+def _next_step(model: GraphModel, scope: str, consumer: str, position: int) -> tuple[str, str] | None:
+    """Where the walk goes from `consumer`: the argument of the function it passes the tensor to, or itself."""
+    called = [c.function for c in model.calls(scope, consumer) if c.attr == "f"]
+    if not called:
+        return scope, consumer
+    args = model.scope(called[0]).function_def.signature.input_arg
+    return (called[0], args[position].name) if position < len(args) else None
 
 
 def _dtype_list(attr: Any) -> list[str]:
     return [protos.dtype_name(t) for t in attr.list.type]
 
 
-def _parse_op_features(scope: _Scope, node: Any) -> list[FeatureSpec] | None:
-    inputs = [i for i in node.input if not i.startswith("^")]
+def _parse_op_features(scope: Scope, node: Any) -> list[FeatureSpec] | None:
+    inputs = data_inputs(node)
     dense_types = _dtype_list(node.attr["Tdense"])
     dense_shapes = [tuple(int(d.size) for d in s.dim) for s in node.attr["dense_shapes"].list.shape]
     sparse_types = _dtype_list(node.attr["sparse_types"])
     if node.op == "ParseExample":
         n_sparse, n_dense = int(node.attr["Nsparse"].i), int(node.attr["Ndense"].i)
-        keys = [scope.const_strings(i) for i in inputs[2 : 2 + n_sparse + n_dense]]
+        keys = [_const_strings(scope, i) for i in inputs[2 : 2 + n_sparse + n_dense]]
         if any(k is None or len(k) != 1 for k in keys):
             return None
         sparse_keys = [k[0] for k in keys[:n_sparse]]  # type: ignore[index]
@@ -153,7 +147,7 @@ def _parse_op_features(scope: _Scope, node: Any) -> list[FeatureSpec] | None:
         ragged_keys: list[str] = []
         ragged_types: list[str] = []
     else:
-        found = [scope.const_strings(i) for i in inputs[2:5]]
+        found = [_const_strings(scope, i) for i in inputs[2:5]]
         if any(k is None for k in found):
             return None
         sparse_keys, dense_keys, ragged_keys = (list(k or []) for k in found)
