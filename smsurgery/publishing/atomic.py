@@ -310,7 +310,7 @@ def scratch_base(base: Path) -> Iterator[Path]:
     folder, so a killed writer's leftover is removed by the next publish.
     """
     refuse_base_inside_a_version(base)
-    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     _ACTIVE_STAGING.add(path)
     try:
         try:
