@@ -288,10 +288,8 @@ def publish(draft: Draft, target: PublishTarget = DEFAULT_TARGET) -> EditResult:
         draft.report.warnings.append("nothing to change: no new version published")
         return result
     if target.verify:  # verification loads one version at a time, about the source's size: refuse before writing
-        source_file = draft.source
-        require_memory_for(
-            source_file.path, source_file.skimmed, draft.source_meta.position, what=f"the edit of {source_file.ref}"
-        )
+        model = draft.source
+        require_memory_for(model.path, model.skimmed, draft.source_meta.position, what=f"the edit of {model.ref}")
     rtol, atol = target.tolerances(0.0, 0.0)
     source, source_tags, tf2 = draft.source.path, draft.tags, draft.source_meta.kind == "tf2"
 
