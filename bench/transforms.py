@@ -12,6 +12,12 @@ Prints the median wall and CPU time of each over --rounds and the ratios (goal >
 On a shared machine the wall time of a short process is mostly waiting; CPU time
 is the figure that does not depend on the neighbours.
 
+Children run with a bytecode cache in the work folder (PYTHONPYCACHEPREFIX,
+PYTHONDONTWRITEBYTECODE unset) after one warm-up run of each route, as an
+installed package runs: with PYTHONDONTWRITEBYTECODE=1 and no cache, every
+smsurgery process compiles its ~150 modules again, about 0.1 s of CPU, half
+its time (--no-cache measures that too).
+
     python bench/transforms.py                # 64 MB of variables, 3 rounds
     python bench/transforms.py --mb 256 --rounds 1
 """
@@ -56,6 +62,33 @@ BUILD = textwrap.dedent(
     """
 )
 
+BUILD_TF2_ADAM = textwrap.dedent(
+    """
+    import os, sys
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+    export, megabytes = sys.argv[1], int(sys.argv[2])
+    rows = max(1, megabytes * (1 << 20) // 4 // 256 // 3)  # weights, Adam's two slots: 3 x the weights
+
+    class Model(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.random.stateless_uniform([rows, 256], seed=[1, 2]))
+            self.optimizer = keras.optimizers.Adam(0.01)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": tf.reduce_sum(x * tf.reduce_mean(self.w, axis=0), axis=1)}
+
+    model = Model()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model.serve(tf.ones([2, 256]))["y"])
+    model.optimizer.apply_gradients([(tape.gradient(loss, model.w), model.w)])
+    tf.saved_model.save(model, export, signatures={"serving_default": model.serve})
+    """
+)
+
 TF_ROUTE = textwrap.dedent(
     """
     import os, sys
@@ -83,9 +116,14 @@ TRANSFORMS = {
 }
 
 
+CHILD_ENV: dict[str, str] = {}
+
+
 def run(command: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one child process; CPU time is the fairer figure on a shared machine."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **CHILD_ENV}
+    if "PYTHONPYCACHEPREFIX" in CHILD_ENV:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     stderr = proc.stderr.read() if proc.stderr else b""
@@ -106,6 +144,11 @@ def bench(work: Path, megabytes: int, rounds: int) -> None:
     version = 100
     for name, template in TRANSFORMS.items():
         ours, theirs = [], []
+        command = [part.format(base=base) for part in template]  # warm-up: fills the bytecode cache
+        run([sys.executable, "-m", "smsurgery", *command, "--no-verify", "--version", str(version)])
+        version += 1
+        run([sys.executable, "-c", TF_ROUTE, str(source), str(work / "warm"), name])
+        shutil.rmtree(work / "warm")
         for number in range(rounds):
             command = [part.format(base=base) for part in template]
             ours.append(run([sys.executable, "-m", "smsurgery", *command, "--no-verify", "--version", str(version)]))
@@ -118,9 +161,25 @@ def bench(work: Path, megabytes: int, rounds: int) -> None:
         print(f"{name:10} {wall:>7.2f} s ({cpu:5.2f} s CPU) {tf_wall:>7.2f} s ({tf_cpu:5.2f} s CPU) "
               f"{tf_wall / wall:>8.1f}x / {tf_cpu / cpu:.1f}x", flush=True)  # fmt: skip
     print("goal: >= 20x for each proto-only transform")
-    dry = subprocess.run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1", "--tags", "train", "--dry-run"],
-                         capture_output=True, text=True)  # fmt: skip
-    print("prune:", (dry.stdout.strip().splitlines() or [dry.stderr.strip()])[-1])
+    bench_prune(work, megabytes)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def bench_prune(work: Path, megabytes: int) -> None:
+    """`prune` on a TF2 tf.Module with a Keras Adam optimizer: the bytes before and after, and its time."""
+    base = work / "adam"
+    print(f"building a TF2 tf.Module with Keras Adam slots ({megabytes} MB of variables) ...", flush=True)
+    run([sys.executable, "-c", BUILD_TF2_ADAM, str(base / "1"), str(megabytes)])
+    dry = subprocess.run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1", "--dry-run"],
+                         capture_output=True, text=True, env={**os.environ, **CHILD_ENV})  # fmt: skip
+    print("prune --dry-run:", (dry.stdout.strip().splitlines() or [dry.stderr.strip()])[-1])
+    wall, cpu = run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1"])  # verified under both loaders
+    before, after = _size(base / "1"), _size(base / "2")
+    print(f"prune (verified): version folder {before} -> {after} bytes ({after / before:.0%}), "
+          f"{wall:.2f} s ({cpu:.2f} s CPU)")  # fmt: skip
 
 
 def main() -> None:
@@ -128,8 +187,11 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=64, help="size of the variables in MB (default 64)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=tempfile.gettempdir())
+    parser.add_argument("--no-cache", action="store_true", help="run children as the environment says (no bytecode)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="smsurgery-bench-", dir=args.workdir))
+    if not args.no_cache:
+        CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     try:
         bench(work, args.mb, args.rounds)
     finally:

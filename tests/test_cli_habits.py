@@ -56,3 +56,19 @@ def test_piped_tables_keep_whole_tensor_names(model: str) -> None:
         for tensor in [*signature["inputs"].values(), *signature["outputs"].values()]:
             if tensor["name"]:
                 assert tensor["name"] in proc.stdout
+
+
+def test_names_print_literally_never_as_emoji(capsys: pytest.CaptureFixture[str]) -> None:
+    from smsurgery.cli.common import _console
+
+    _console(stderr=False).print("output 'scores:smile:' of ':cross_mark:'")
+    assert capsys.readouterr().out.strip() == "output 'scores:smile:' of ':cross_mark:'"
+
+
+def test_proto_only_repair_imports_neither_tensorflow_nor_numpy_nor_rich_widgets(tmp_path) -> None:
+    import shutil
+
+    shutil.copytree(FIXTURE_MODELS / "tf1_linear", tmp_path / "m")
+    modules = _imported_modules("tags", "set", str(tmp_path / "m"), "training", "--no-verify")
+    assert not modules & {"tensorflow", "numpy", "rich.progress", "rich.table", "rich._emoji_codes"}
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]

@@ -111,3 +111,77 @@ def test_tf1_optimizer_slots_leave_graph_and_checkpoint(tmp_path: Path, resource
     assert tree_digest(source) == before
     again = run_cli("prune", new)
     assert again.code == 0 and "nothing to prune" in again.stderr
+
+
+def test_tf2_optimizer_variables_leave_object_graph_and_checkpoint(tmp_path: Path) -> None:
+    from smsurgery.core.checkpoint_index import read_index
+    from tests.repair_models import B, W, build_tf2_adam, tf
+
+    source = build_tf2_adam(tmp_path / "m" / "1")
+    names = {e.name for e in read_index(source / "variables" / "variables.index")}
+    assert "optimizer/_variables/2/.ATTRIBUTES/VARIABLE_VALUE" in names
+    before = tree_digest(source)
+    dry = run_cli("prune", source, "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "variable optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE (8 bytes)" in dry.stdout
+    assert "6 variables" in dry.stdout and "12 object-graph nodes" in dry.stdout
+    assert sorted(p.name for p in source.parent.iterdir()) == ["1"]
+    result = run_cli("prune", source, "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verification"]["ok"] is True
+    new = Path(data["path"])
+    kept = {e.name for e in read_index(new / "variables" / "variables.index")}
+    assert kept == {"w/.ATTRIBUTES/VARIABLE_VALUE", "b/.ATTRIBUTES/VARIABLE_VALUE", "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    meta = read(new).meta_graph().proto
+    assert [n.WhichOneof("kind") for n in meta.object_graph_def.nodes].count("variable") == 2
+    assert not any(node.name.startswith("adam/") for node in meta.graph_def.node)
+    expected = tf1_outputs(source, ["serve"], {"x": X2})["y"]
+    np.testing.assert_array_equal(tf1_outputs(new, ["serve"], {"x": X2})["y"], expected)
+    np.testing.assert_array_equal(tf2_outputs(new, {"x": X2})["y"], expected)
+    loaded = tf().saved_model.load(str(new))  # restores every kept variable, no optimizer any more
+    assert not hasattr(loaded, "optimizer")
+    assert not np.array_equal(loaded.w.numpy(), W) and not np.array_equal(loaded.b.numpy(), B)  # trained values
+    np.testing.assert_array_equal(loaded.w.numpy(), tf().saved_model.load(str(source)).w.numpy())
+    assert tree_digest(source) == before
+    again = run_cli("prune", new)
+    assert again.code == 0 and "nothing to prune" in again.stderr
+
+
+@pytest.mark.skipif(not (REALMODELS / "tfjs_model_single_input_multi_output").is_dir(), reason="real models absent")
+def test_real_tf2_unused_variable_pruned_with_older_saver(model_copy, tmp_path: Path) -> None:
+    from smsurgery.core.checkpoint_index import read_index
+
+    source = make_writable(model_copy(REALMODELS / "tfjs_model_single_input_multi_output"))
+    result = run_cli("prune", source, "--out", tmp_path / "pruned", "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verification"]["ok"] is True
+    names = {e.name for e in read_index(Path(data["path"]) / "variables" / "variables.index")}
+    assert "v/.ATTRIBUTES/VARIABLE_VALUE" not in names and len(names) == 2
+
+
+@pytest.mark.skipif(not (REALMODELS / "rust_keras2_single_input").is_dir(), reason="real models absent")
+def test_real_keras2_slot_variables_planned_and_every_id_stays_in_range() -> None:
+    """Pure protos: Keras 2 Adam slots (`slot_variables`, no children) go; every renumbered id is valid."""
+    from smsurgery.edits.prune import prune_meta
+    from smsurgery.edits.prune_objects import trackables
+
+    meta = read(REALMODELS / "rust_keras2_single_input").meta_graph().proto
+    pruned = prune_meta(meta)
+    assert sum(".OPTIMIZER_SLOT/optimizer/" in key for key in pruned.checkpoint_keys) == 12  # m and v, 6 weights
+    assert not any(key.startswith("layer_with_weights-0/kernel/.ATTR") for key in pruned.checkpoint_keys)
+    graph = meta.object_graph_def
+    count = len(graph.nodes)
+    ids = [c.node_id for n in graph.nodes for c in n.children]
+    ids += [
+        i for n in graph.nodes for s in n.slot_variables for i in (s.original_variable_node_id, s.slot_variable_node_id)
+    ]
+    ids += [i for f in graph.concrete_functions.values() for i in f.bound_inputs]
+    assert ids and all(0 <= i < count for i in ids)
+    holder = next(n for n in meta.graph_def.node if n.name == "Const" and n.attr["value"].tensor.string_val)
+    kept = trackables(holder.attr["value"].tensor.string_val[0])
+    keys = {a.checkpoint_key for n in kept.nodes for a in n.attributes}
+    assert not keys & set(pruned.checkpoint_keys) and all(
+        0 <= c.node_id < len(kept.nodes) for n in kept.nodes for c in n.children
+    )

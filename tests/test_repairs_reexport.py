@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,12 @@ def test_keras_tf_saved_model_save_reexported_runs_under_both_loaders(tmp_path: 
         _tf1(source)
     before = tree_digest(source)
     expected = run_tf2(load_tf2(source), "serving_default", {"inputs": ONES})
-    result = run_cli("reexport", source)
+    result = run_cli("reexport", source, "--json")  # run_cli validates docs/schemas/reexport.json
     assert result.code == 0, result.stderr
     new = tmp_path / "m" / "2"
+    data = json.loads(result.stdout)
+    assert (data["path"], data["version"], data["tags"], data["verified"]) == (str(new), 2, ["serve"], True)
+    assert data["signatures"] == read(source).meta_graph().signature_keys()
     np.testing.assert_allclose(_tf1(new)["output_0"], expected["output_0"], rtol=1e-6)
     np.testing.assert_allclose(run_tf2(load_tf2(new), "serving_default", {"inputs": ONES})["output_0"],
                                expected["output_0"], rtol=1e-6)  # fmt: skip

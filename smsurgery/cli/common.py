@@ -22,9 +22,9 @@ PIPED_WIDTH = 1000
 
 
 def _console(*, stderr: bool) -> Console:
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, width=PIPED_WIDTH)
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False, width=PIPED_WIDTH)
     return console
 
 

@@ -50,12 +50,15 @@ def _dry_run(path: str, tags: str | None) -> None:
         out.print(f"variable {name} ({sizes.get(name, 0)} bytes)")
     if not pruned:
         out.print("nothing to prune: every node, function and variable is reached")
+        if pruned.variables_kept_because:
+            out.print(f"variables kept: {pruned.variables_kept_because}")
         return
     dropped = sum(sizes.get(name, 0) for name in pruned.checkpoint_keys)
     total = sum(sizes.values())
+    objects = f", {pruned.objects} object-graph nodes" if pruned.objects else ""
     out.print(
         f"would prune {len(pruned.nodes)} nodes, {len(pruned.functions)} functions and "
-        f"{len(pruned.checkpoint_keys)} variables: saved_model.pb {before} -> {saved.ByteSize()} bytes, "
+        f"{len(pruned.checkpoint_keys)} variables{objects}: saved_model.pb {before} -> {saved.ByteSize()} bytes, "
         f"checkpoint {total} -> {total - dropped} bytes"
     )
     if pruned.variables_kept_because:

@@ -11,8 +11,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from smsurgery.cli.common import (
     JsonOpt,
@@ -72,13 +70,15 @@ class CopyProgress:
     """A rich progress bar on stderr, shown only for files of 64 MB and more."""
 
     def __init__(self) -> None:
-        self.progress: Progress | None = None
+        self.progress: Any = None  # a rich Progress, imported when a big file first shows
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, relative: str, done: int, total: int) -> None:
         if total < PROGRESS_MIN_BYTES:
             return
         if self.progress is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
             stop_spinner()
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
@@ -406,6 +406,8 @@ def _number(value: float | None) -> str:
 
 
 def render_comparison(report: Any) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{report.a}  vs  {report.b}  (rtol {report.rtol}, atol {report.atol})", title_justify="left")
     for column in ("signature", "output", "status", "max abs diff", "max rel diff"):
         table.add_column(column)

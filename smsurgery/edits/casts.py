@@ -12,6 +12,17 @@ one. The signature's input gets the new dtype and a `Cast` (optionally a
   same computation; its call node reads a new main-graph Placeholder, and
   the concrete function's input TensorSpec and `Tin` follow.
 Casts `tf.cast` cannot do (strings, resources, variants) are refused.
+
+Why not the attach interface (`smsurgery.graph.attach.Preprocessor`), as
+issue 16 first asked: attaching builds the new signature with TensorFlow
+and saves the model again (a session re-export or a tf.function wrapper),
+which imports TensorFlow for the edit itself and rewrites every other part
+of the export. A cast is two nodes in front of one input; as a proto edit it
+is the only cast implementation, runs without TensorFlow, keeps the rest of
+the export byte for byte, and is still proved with TensorFlow before
+publishing: `smsurgery.graph.casts.compare_cast` (verification only, no
+second implementation) runs the new version under both loaders against the
+source fed the same values cast by numpy.
 """
 
 from __future__ import annotations

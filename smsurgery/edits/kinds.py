@@ -17,7 +17,6 @@ from typing import Any, ClassVar, TypeVar
 
 from smsurgery.core.errors import InternalError, InvalidEdit, listing
 from smsurgery.core.json_fields import wrong_field
-from smsurgery.edits import casts, devices, prune, shapes
 from smsurgery.edits import tags as tag_sets
 from smsurgery.edits.signatures import (
     EditReport,
@@ -230,6 +229,8 @@ class StripDevices(Edit):
     """Clear every device placement (graph, functions, object graph): the server's placer chooses."""
 
     def apply(self, meta: Any) -> EditReport:
+        from smsurgery.edits import devices
+
         return devices.strip_devices(meta)
 
 
@@ -242,6 +243,8 @@ class SetDevices(Edit):
     match: str | None = None
 
     def apply(self, meta: Any) -> EditReport:
+        from smsurgery.edits import devices
+
         return devices.set_devices(meta, self.device, self.match)
 
 
@@ -255,12 +258,16 @@ class SetShape(Edit):
     dims: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        from smsurgery.edits import shapes
+
         dims = shapes.parse_dims(self.dims) if isinstance(self.dims, str) else tuple(self.dims)
         if not all(isinstance(d, int) and d >= -1 for d in dims):
             raise InvalidEdit(f"dims must be sizes or -1, not {self.dims!r}")
         object.__setattr__(self, "dims", dims)
 
     def apply(self, meta: Any) -> EditReport:
+        from smsurgery.edits import shapes
+
         return shapes.set_input_shape(meta, self.signature, self.alias, self.dims)
 
     def check_published(
@@ -282,6 +289,8 @@ class CastInput(Edit):
     scale: float | None = None
 
     def apply(self, meta: Any) -> EditReport:
+        from smsurgery.edits import casts
+
         return casts.cast_input(meta, self.signature, self.alias, self.dtype, self.scale)
 
     def check_published(
@@ -298,13 +307,19 @@ class Prune(Edit):
     """Drop the nodes, functions, variables and checkpoint entries that nothing the loaders need reaches."""
 
     def apply(self, meta: Any) -> EditReport:
+        from smsurgery.edits import prune
+
         return prune.prune(meta)
 
     def apply_to(self, saved: Any, meta: Any) -> EditReport:
+        from smsurgery.edits import prune
+
         return prune.prune(meta, saved)
 
     def rewrite_files(self, source: Path, staging: Path, saved: Any) -> None:
         """Write the checkpoint again without the entries no saver restores now (TensorFlow's writer)."""
+        from smsurgery.edits import prune
+
         keep = prune.restored_keys(saved)
         if keep is None or not (source / "variables" / "variables.index").is_file():
             return
@@ -315,4 +330,5 @@ class Prune(Edit):
             return
         from smsurgery.graph.checkpoint_rewrite import rewrite_checkpoint
 
-        rewrite_checkpoint(source / "variables", staging / "variables", keep, {e.name: e.size for e in entries})
+        sizes = {e.name: e.size for e in entries}
+        rewrite_checkpoint(source / "variables", staging / "variables", keep, sizes, prune.new_values(saved))

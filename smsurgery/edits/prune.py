@@ -14,19 +14,22 @@ beta powers, EMA copies, `global_step`) go from a TF1 saver
 graph with every node only they reached (the training ops); their
 checkpoint entries go when the new version is written
 (`Prune.rewrite_files`, TensorFlow's own writer in
-`smsurgery.graph.checkpoint_rewrite`). Variables stay as they are when
-another meta graph shares the checkpoint, and in TF2 exports, whose saver
-lives in functions and whose object graph names every variable.
+`smsurgery.graph.checkpoint_rewrite`). In a TF2 export a variable stays
+when a concrete function of the object graph captures it; the others leave
+the object graph and the trackable graph (`prune_objects`) and the saver
+functions (`prune_tf2_saver`), and their handles the main graph. Variables
+stay as they are when another meta graph shares the checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core import protos
-from smsurgery.edits import objectgraph, prune_collections, prune_saver
+from smsurgery.edits import objectgraph, prune_collections, prune_objects, prune_saver, prune_tf2_saver
 from smsurgery.edits.changes import Change, EditReport
 from smsurgery.edits.prune_collections import node_name
 
@@ -39,10 +42,11 @@ class Pruned:
     functions: list[str] = field(default_factory=list)
     checkpoint_keys: list[str] = field(default_factory=list)
     collection_entries: list[str] = field(default_factory=list)
+    objects: int = 0  # object-graph nodes dropped (TF2)
     variables_kept_because: str | None = None  # why no variable was considered, if none could be
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.functions or self.checkpoint_keys or self.collection_entries)
+        return bool(self.nodes or self.functions or self.checkpoint_keys or self.collection_entries or self.objects)
 
 
 def _serving_roots(meta: Any) -> set[str]:
@@ -113,10 +117,10 @@ def _reached_functions(meta: Any, nodes: Iterable[Any]) -> set[str]:
 
 
 def _why_variables_stay(saved: Any | None, meta: Any, entries: list[prune_saver.Entry] | None) -> str | None:
-    if objectgraph.has_object_graph(meta):
-        return "a TF2 export: its saver and object graph keep every variable"
     if saved is not None and len(saved.meta_graphs) > 1:
         return "another meta graph shares the checkpoint"
+    if objectgraph.has_object_graph(meta):
+        return None
     if entries is None:
         return "the saver is not the RestoreV2/SaveV2 pattern prune knows"
     return None
@@ -128,7 +132,11 @@ def prune_meta(meta: Any, saved: Any | None = None) -> Pruned:
     by_name = {node.name: node for node in meta.graph_def.node}
     entries = prune_saver.restore_entries(meta)
     result.variables_kept_because = _why_variables_stay(saved, meta, entries)
-    if result.variables_kept_because is None and entries:
+    tf2 = objectgraph.has_object_graph(meta)
+    if result.variables_kept_because is None and tf2:
+        _prune_tf2_variables(meta, result)
+        roots = _serving_roots(meta) | _saver_roots(meta)
+    elif result.variables_kept_because is None and entries:
         reached = _variables_reached(meta, by_name)
         drop = [e for e in entries if e.variable is not None and e.variable not in reached]
         result.checkpoint_keys = prune_saver.shrink(meta, drop)
@@ -159,6 +167,29 @@ def prune_meta(meta: Any, saved: Any | None = None) -> Pruned:
     return result
 
 
+def _prune_tf2_variables(meta: Any, result: Pruned) -> None:
+    """Drop the variables no concrete function captures from the object graph, trackable graph and saver."""
+    chosen = prune_objects.plan(meta)
+    if chosen is None:
+        return
+    try:
+        saver = prune_tf2_saver.find(meta)
+        holder = prune_tf2_saver.trackable_holder(meta, saver)
+        if holder is None:
+            raise prune_tf2_saver.NotTheSaver(f"the saver writes no {prune_objects.OBJECT_GRAPH_KEY}")
+        trackable = prune_objects.trackables(holder.attr["value"].tensor.string_val[0])
+        trackable_plan = prune_objects.trackable_plan(meta.object_graph_def, trackable, chosen)
+        keys = prune_objects.checkpoint_keys(trackable, trackable_plan)
+        prune_tf2_saver.shrink(meta, saver, set(keys))
+    except prune_tf2_saver.NotTheSaver as reason:
+        result.variables_kept_because = str(reason)
+        return
+    holder.attr["value"].tensor.string_val[0] = prune_objects.prune_trackables(trackable, trackable_plan)
+    result.objects = len(meta.object_graph_def.nodes) - len(chosen.keep)
+    prune_objects.prune_saved_objects(meta, chosen)
+    result.checkpoint_keys = sorted(keys)
+
+
 def unreached(meta: Any, saved: Any | None = None) -> Pruned:
     """What `prune_meta` would remove, `meta` left as it is."""
     copy = protos.meta_graph_class()()
@@ -180,17 +211,44 @@ def prune(meta: Any, saved: Any | None = None) -> EditReport:
     detail = f"pruned {len(nodes)} nodes and {len(functions)} functions nothing reaches ({_shown(nodes + functions)})"
     if keys:
         detail += f", {len(keys)} checkpoint entries no signature reads ({_shown(keys)})"
+    if pruned.objects:
+        detail += f", {pruned.objects} object-graph nodes"
     detail += f"; meta graph {before} -> {meta.ByteSize()} bytes"
     old = f"{len(nodes)} nodes, {len(functions)} functions, {len(keys)} variables"
     return EditReport([Change("prune", "", old=old, detail=detail)])
 
 
 def restored_keys(saved: Any) -> set[str] | None:
-    """The checkpoint keys the savers of `saved` restore; None when one of them cannot be read as TF1's."""
+    """The checkpoint keys the savers of `saved` restore; None when one of them is not a pattern prune knows."""
     keys: set[str] = set()
     for meta in saved.meta_graphs:
+        if objectgraph.has_object_graph(meta):
+            try:
+                keys |= set(prune_tf2_saver.restored_keys(meta))
+            except prune_tf2_saver.NotTheSaver:
+                return None
+            continue
         entries = prune_saver.restore_entries(meta)
-        if objectgraph.has_object_graph(meta) or entries is None:
+        if entries is None:
             return None
         keys |= {entry.key for entry in entries}
     return keys or None  # no saver restores anything: leave the files alone
+
+
+def new_values(saved: Any) -> dict[str, Callable[[bytes], bytes]]:
+    """Checkpoint entries whose value changes with the prune: a TF2 export's trackable graph.
+
+    The pruned one is the saver's `Const` copy, with the checkpoint's own
+    variable names (`prune_objects.with_full_names`).
+    """
+    for meta in saved.meta_graphs:
+        if not objectgraph.has_object_graph(meta):
+            continue
+        try:
+            holder = prune_tf2_saver.trackable_holder(meta, prune_tf2_saver.find(meta))
+        except prune_tf2_saver.NotTheSaver:
+            continue
+        if holder is not None:
+            pruned = holder.attr["value"].tensor.string_val[0]
+            return {prune_objects.OBJECT_GRAPH_KEY: functools.partial(prune_objects.with_full_names, pruned)}
+    return {}

@@ -35,7 +35,8 @@ class Entry:
     variable: str | None
 
 
-def _strings(node: Any) -> list[str] | None:
+def strings(node: Any) -> list[str] | None:
+    """The values of a string `Const`; None for anything else."""
     if node is None or node.op != "Const":
         return None
     return [value.decode("utf-8", errors="replace") for value in node.attr["value"].tensor.string_val]
@@ -82,7 +83,7 @@ def restore_entries(meta: Any) -> list[Entry] | None:
     for node in restores:
         if len(node.input) < 3:
             return None
-        keys, slices = (_strings(by_name.get(node_name(node.input[i]))) for i in (1, 2))
+        keys, slices = (strings(by_name.get(node_name(node.input[i]))) for i in (1, 2))
         if keys is None or slices is None or len(keys) != len(slices):
             return None
         for index, (key, part) in enumerate(zip(keys, slices, strict=False)):
@@ -91,7 +92,8 @@ def restore_entries(meta: Any) -> list[Entry] | None:
     return entries
 
 
-def _set_strings(node: Any, values: list[str]) -> None:
+def set_strings(node: Any, values: list[str]) -> None:
+    """Make a string-vector `Const` hold `values` (its shape and `_output_shapes` follow)."""
     tensor = node.attr["value"].tensor
     del tensor.string_val[:]
     tensor.string_val.extend(value.encode() for value in values)
@@ -102,7 +104,8 @@ def _set_strings(node: Any, values: list[str]) -> None:
             shape.dim[0].size = len(values)
 
 
-def _keep_dtypes(node: Any, kept: list[int]) -> None:
+def keep_dtypes(node: Any, kept: list[int]) -> None:
+    """Keep the `dtypes` (and RestoreV2's `_output_shapes`) of the entries `kept`."""
     types = list(node.attr["dtypes"].list.type)
     del node.attr["dtypes"].list.type[:]
     node.attr["dtypes"].list.type.extend(types[i] for i in kept)
@@ -121,15 +124,15 @@ def _copy_shape(shape: Any) -> Any:
 def _shrink_op(node: Any, by_name: dict[str, Any], dropped: set[tuple[str, str]], edited: set[str]) -> list[int]:
     """Drop the `dropped` (key, slice) pairs from one SaveV2/RestoreV2; the indices kept, in order."""
     names_node, slices_node = (by_name[node_name(node.input[i])] for i in (1, 2))
-    keys, slices = _strings(names_node) or [], _strings(slices_node) or []
+    keys, slices = strings(names_node) or [], strings(slices_node) or []
     kept = [i for i, pair in enumerate(zip(keys, slices, strict=False)) if pair not in dropped]
     if len(kept) == len(keys):
         return kept
     for const, values in ((names_node, keys), (slices_node, slices)):
         if const.name not in edited:
             edited.add(const.name)
-            _set_strings(const, [values[i] for i in kept])
-    _keep_dtypes(node, kept)
+            set_strings(const, [values[i] for i in kept])
+    keep_dtypes(node, kept)
     if node.op == "SaveV2":
         tensors = list(node.input[3 : 3 + len(keys)])
         rest = list(node.input[3 + len(keys) :])  # control inputs

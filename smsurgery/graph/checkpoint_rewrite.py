@@ -13,8 +13,9 @@ whole (no slice spec): `RestoreV2` reads a slice of a whole entry as well.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from smsurgery.core.errors import PublishError
 from smsurgery.graph.session import first_line, import_tf
@@ -36,10 +37,22 @@ def _batches(names: list[str], sizes: Mapping[str, int]) -> list[list[str]]:
     return batches
 
 
+def _value(reader: Any, name: str, new_values: Mapping[str, Callable[[bytes], bytes]]) -> Any:
+    value = reader.get_tensor(name)
+    return new_values[name](value) if name in new_values else value
+
+
 def rewrite_checkpoint(
-    source_dir: Path, target_dir: Path, keep: Collection[str], sizes: Mapping[str, int] | None = None
+    source_dir: Path,
+    target_dir: Path,
+    keep: Collection[str],
+    sizes: Mapping[str, int] | None = None,
+    new_values: Mapping[str, Callable[[bytes], bytes]] | None = None,
 ) -> list[str]:
     """Write `target_dir/variables.*` holding the entries of `source_dir/variables` named in `keep`.
+
+    `new_values` rewrites string entries on the way (old bytes -> new bytes):
+    a TF2 export's `_CHECKPOINTABLE_OBJECT_GRAPH` loses the pruned objects.
 
     `target_dir`'s old checkpoint files (hard links to the source's, in a
     staging folder) are unlinked first, never written through. Returns the
@@ -61,7 +74,7 @@ def rewrite_checkpoint(
         for number, batch in enumerate(_batches(names, sizes or {})):
             (work / f"part-{number}").mkdir(parents=True, exist_ok=True)
             part = str(work / f"part-{number}" / PREFIX)
-            tensors = [tf.constant(reader.get_tensor(name), dtype=dtypes[name]) for name in batch]
+            tensors = [tf.constant(_value(reader, name, new_values or {}), dtype=dtypes[name]) for name in batch]
             tf.raw_ops.SaveV2(prefix=part, tensor_names=batch, shape_and_slices=[""] * len(batch), tensors=tensors)
             parts.append(part)
         tf.raw_ops.MergeV2Checkpoints(

@@ -20,7 +20,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -242,7 +241,7 @@ def staged_version(base: Path, version: int | None = None) -> Iterator[Staging]:
             hint=f"the next free version is {next_version(base)}",
         )
     clean_stale_staging(base)
-    path = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path = base / f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     staging = Staging(base=base, path=path, version=version)
     _ACTIVE_STAGING.add(path)
     try:
@@ -311,7 +310,7 @@ def scratch_base(base: Path) -> Iterator[Path]:
     folder, so a killed writer's leftover is removed by the next publish.
     """
     refuse_base_inside_a_version(base)
-    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     _ACTIVE_STAGING.add(path)
     try:
         try:
