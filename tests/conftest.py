@@ -25,6 +25,13 @@ FIXTURES = REPO / "fixtures"
 FIXTURE_MODELS = FIXTURES / "models"
 REALMODELS = Path(os.environ.get("SMSURGERY_REALMODELS", REPO.parent / "shared" / "realmodels"))
 
+# The processes the tests start (the CLI, doc examples, the crash harness) share one bytecode cache
+# outside the tree, as an installed package would have: under PYTHONDONTWRITEBYTECODE=1, which some
+# CI images set, each of several hundred processes compiled smsurgery's ~150 modules again.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+_CACHE_NAME = "smsurgery-pycache-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+os.environ.setdefault("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / _CACHE_NAME))
+
 # Real models that at least one TensorFlow loader can load (see realmodels/README.md).
 REAL_NOT_LOADABLE = {"tfdf_adult_rf_custom_ops"}
 REAL_NOT_TF2_LOADABLE = {"saved_model_half_plus_three", "saved_model_counter", "rust_keras2_single_input"}
