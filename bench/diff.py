@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from show import FIXTURES, REALMODELS, saved_model_cli, timed, version_dir
+from show import ENV, FIXTURES, REALMODELS, saved_model_cli, timed, version_dir, warm
 
 PAIRS: list[tuple[Path, Path, tuple[str, ...]]] = [
     (REALMODELS / "saved_model_half_plus_two_cpu", REALMODELS / "saved_model_half_plus_three", ()),
@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
+    warm(ENV)
     cli = saved_model_cli()
     ratios: list[float] = []
     print(f"{'old -> new':72} {'smsurgery':>10} {'2x saved_model_cli':>19} {'ratio':>7}")

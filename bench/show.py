@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from child_env import child_env, warm
+
 REPO = Path(__file__).resolve().parents[1]
 REALMODELS = Path(os.environ.get("SMSURGERY_REALMODELS", REPO.parent / "shared" / "realmodels"))
 FIXTURES = REPO / "fixtures" / "models"
@@ -32,7 +34,7 @@ MODELS = [
     FIXTURES / "tf2_module",
     FIXTURES / "keras_image",
 ]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = child_env(TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def saved_model_cli() -> str:
@@ -64,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
+    warm(ENV)
     cli = saved_model_cli()
     ours_cmd = [sys.executable, "-m", "smsurgery", "show", "--json"]
     models = [m for m in MODELS if m.exists()]
