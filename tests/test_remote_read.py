@@ -87,5 +87,7 @@ def test_show_cli_on_both_backends(store, two_versions) -> None:
     result = run_cli("show", f"{url}@1", "--json", env=store.env)
     assert result.code == 0, result.stderr
     assert '"version": 1' in result.stdout
+    tensors = run_cli("tensors", f"{url}@1", "--json", env=store.env)  # validated against its schema
+    assert tensors.code == 0 and f'"path": "{url}@1"' in tensors.stdout, tensors.stderr
     missing = run_cli("show", f"{store.scheme}://no-such-bucket-here/m", env=store.env)
     assert_one_line_error(missing)
