@@ -255,3 +255,21 @@ def test_warmup_publishes_its_file_into_the_bucket(s3_store: Store) -> None:
     report = publish_warmup(build_request(url), target=NO_VERIFY)
     assert (report.path, report.file) == (f"{url}/2", f"{url}/2/{WARMUP_FILE}")
     assert assert_serving_sees_no_broken_version(s3_store, url)[2] == FILES | {WARMUP_FILE}
+
+
+def test_parallel_copies_all_land_before_saved_model_pb(store: Store) -> None:
+    url = store.upload(FIXTURES / "models" / "tf1_lookup", store.prefix())  # pb, index, shard, assets
+    seen: dict[str, set[str]] = {}
+
+    def look(stage: str) -> None:  # what a Serving poll would list at the moment saved_model.pb is copied
+        if stage == "copied":
+            seen["before"] = {k.split("/", 1)[1] for k in store.keys(url) if k.startswith("2/")}
+
+    remote_publish.STAGE_HOOKS.append(look)
+    try:
+        edit(url, [RenameSignature("serving_default", "renamed")], target=NO_VERIFY)
+    finally:
+        remote_publish.STAGE_HOOKS.remove(look)
+    after = {k.split("/", 1)[1] for k in store.keys(url) if k.startswith("2/")}
+    assert "saved_model.pb" in after and len(after) >= 4
+    assert seen["before"] == after - {"saved_model.pb"}
