@@ -19,6 +19,8 @@ without it.
     python bench/remote.py                 # 512 MB of float32 variables, moto (S3)
     python bench/remote.py --mb 1024
     python bench/remote.py --store gs      # fake-gcs-server (GCS), in memory
+    python bench/remote.py --shards 8      # variables saved in 8 shards (TF's max shard size policy)
+    python bench/remote.py --copy-threads 1  # the store's copies one after the other (default 8)
 """
 
 from __future__ import annotations
@@ -38,10 +40,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 from edit_large import BUILD  # noqa: E402  (the same 4-variable TF2 model as the local benchmark)
 
+# BUILD, with the variables split into shards of at most SIZE bytes (argv[3]), as big exports are.
+SHARDED = BUILD.replace(
+    'tf.saved_model.save(module, export, signatures={"serving_default": module.serve})',
+    "policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=int(sys.argv[3]))\n"
+    'tf.saved_model.save(module, export, signatures={"serving_default": module.serve},\n'
+    "                    options=tf.saved_model.SaveOptions(experimental_sharding_callback=policy))",
+)
+
 # The CLI, with the publish protocol's stage hooks timing each step (printed on stderr at exit).
 TIMED_CLI = """
-import json, sys, time
+import json, os, sys, time
 from smsurgery.storage import publish
+publish.COPY_THREADS = int(os.environ["BENCH_COPY_THREADS"])
 marks = {}
 publish.STAGE_HOOKS.append(lambda stage: marks.setdefault(stage, time.perf_counter()))
 from smsurgery.cli.app import main
@@ -100,9 +111,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=int, default=512, help="MB of float32 variables (default 512)")
     parser.add_argument("--store", choices=["s3", "gs"], default="s3", help="moto (s3) or fake-gcs-server (gs)")
+    parser.add_argument("--shards", type=int, default=1, help="variable shards (default 1)")
+    parser.add_argument("--copy-threads", type=int, default=8, help="server-side copies at once (default 8)")
     args = parser.parse_args()
     port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(REPO),
+        "BENCH_COPY_THREADS": str(args.copy_threads),
+    }
     if args.store == "s3":
         env.update({**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
     else:
@@ -111,25 +129,29 @@ def main() -> None:
     server = start_moto(port) if args.store == "s3" else start_gcs(port)
     try:
         with tempfile.TemporaryDirectory(prefix="smsurgery-bench-remote-") as work:
-            bench(Path(work), args.mb, env, args.store)
+            bench(Path(work), args.mb, env, args.store, args.shards)
     finally:
         server.terminate()
         server.wait(10)
 
 
-def bench(work: Path, megabytes: int, env: dict[str, str], scheme: str) -> None:
+def bench(work: Path, megabytes: int, env: dict[str, str], scheme: str, shards: int) -> None:
     from smsurgery.storage.fs import filesystem
     from smsurgery.storage.url import parse
 
     model = work / "model" / "1"
-    print(f"building a TF2 model with {megabytes} MB of variables ...", flush=True)
-    subprocess.run([sys.executable, "-c", BUILD, str(model), str(megabytes)], check=True, env=env)
+    print(f"building a TF2 model with {megabytes} MB of variables in {shards} shard(s) ...", flush=True)
+    build = [sys.executable, "-c", BUILD, str(model), str(megabytes)]
+    if shards > 1:  # four variables of megabytes/4 each; the policy splits them into pieces of this size
+        build = [sys.executable, "-c", SHARDED, str(model), str(megabytes), str(megabytes * (1 << 20) // shards)]
+    subprocess.run(build, check=True, env=env)
     fs = filesystem(parse(f"{scheme}://bench/m")[0])
     fs.mkdir("bench")
     fs.put(str(model), "bench/m/1", recursive=True)
     small = sum((model / name).stat().st_size for name in ("saved_model.pb", "variables/variables.index"))
     total = folder_bytes(model)
-    print(f"model: {total / 1e6:.1f} MB in {scheme}://bench/m/1; "
+    count = len(list((model / "variables").glob("variables.data-*")))
+    print(f"model: {total / 1e6:.1f} MB ({count} shard(s)) in {scheme}://bench/m/1; "
           f"saved_model.pb + variables.index = {small / 1e3:.1f} kB")  # fmt: skip
 
     start = time.perf_counter()
@@ -163,7 +185,8 @@ def bench(work: Path, megabytes: int, env: dict[str, str], scheme: str) -> None:
           f"{moved['bytes_copied'] / 1e6:.1f} MB copied inside the store")  # fmt: skip
     print(f"naive route: {naive:7.2f} s, {naive_bytes / 1e3:10.1f} kB through this machine")
     print(f"speed-up: {naive / ours:.1f}x (goal >= 10x)")
-    print(f"of which waiting for the emulator's copies inside the store (steps 5-6): {store_copy:.2f} s")
+    print(f"of which waiting for the emulator's copies inside the store (steps 5-6, "
+          f"{env['BENCH_COPY_THREADS']} at once): {store_copy:.2f} s")  # fmt: skip
     client = ours - store_copy
     print(f"smsurgery without that wait: {client:.2f} s; speed-up without it: {naive / client:.1f}x")
 

@@ -40,7 +40,7 @@ def _rename(url: str, new: str = "renamed", target: PublishTarget = NO_VERIFY):
     return edit(url, [RenameSignature("serving_default", new)], target=target)
 
 
-def assert_serving_sees_no_broken_version(store: Store, url: str) -> dict[int, set[str]]:
+def assert_serving_sees_no_broken_version(store: Store, url: str, required: set[str] = FILES) -> dict[int, set[str]]:
     """Every integer prefix holding a saved_model.pb holds the whole model; returns the versions' files."""
     versions: dict[int, set[str]] = {}
     for key in store.keys(url):
@@ -49,7 +49,7 @@ def assert_serving_sees_no_broken_version(store: Store, url: str) -> dict[int, s
             versions.setdefault(int(head), set()).add(rest)
     for number, files in versions.items():
         if "saved_model.pb" in files:
-            assert files >= FILES, (number, files)
+            assert files >= required, (number, files)
     return versions
 
 
@@ -245,3 +245,31 @@ def test_a_local_source_published_into_a_bucket_uploads_everything_with_progress
     assert {f"upload {name}" for name in FILES} <= set(seen)  # no source in the store: nothing to copy from
     assert result.transfer.uploaded == sum(s3_store.keys(out).values())
     assert assert_serving_sees_no_broken_version(s3_store, out)[1] == FILES
+
+
+def test_warmup_publishes_its_file_into_the_bucket(s3_store: Store) -> None:
+    from smsurgery.serving.request_body import build_request
+    from smsurgery.serving.warmup import WARMUP_FILE, publish_warmup
+
+    url = _base(s3_store)
+    report = publish_warmup(build_request(url), target=NO_VERIFY)
+    assert (report.path, report.file) == (f"{url}/2", f"{url}/2/{WARMUP_FILE}")
+    assert assert_serving_sees_no_broken_version(s3_store, url)[2] == FILES | {WARMUP_FILE}
+
+
+def test_parallel_copies_all_land_before_saved_model_pb(store: Store) -> None:
+    url = store.upload(FIXTURES / "models" / "tf1_lookup", store.prefix())  # pb, index, shard, assets
+    seen: dict[str, set[str]] = {}
+
+    def look(stage: str) -> None:  # what a Serving poll would list at the moment saved_model.pb is copied
+        if stage == "copied":
+            seen["before"] = {k.split("/", 1)[1] for k in store.keys(url) if k.startswith("2/")}
+
+    remote_publish.STAGE_HOOKS.append(look)
+    try:
+        edit(url, [RenameSignature("serving_default", "renamed")], target=NO_VERIFY)
+    finally:
+        remote_publish.STAGE_HOOKS.remove(look)
+    after = {k.split("/", 1)[1] for k in store.keys(url) if k.startswith("2/")}
+    assert "saved_model.pb" in after and len(after) >= 4
+    assert seen["before"] == after - {"saved_model.pb"}

@@ -87,5 +87,21 @@ def test_show_cli_on_both_backends(store, two_versions) -> None:
     result = run_cli("show", f"{url}@1", "--json", env=store.env)
     assert result.code == 0, result.stderr
     assert '"version": 1' in result.stdout
+    tensors = run_cli("tensors", f"{url}@1", "--json", env=store.env)  # validated against its schema
+    assert tensors.code == 0 and f'"path": "{url}@1"' in tensors.stdout, tensors.stderr
     missing = run_cli("show", f"{store.scheme}://no-such-bucket-here/m", env=store.env)
     assert_one_line_error(missing)
+
+
+def test_config_write_and_check_name_a_bucket_base(store, two_versions, tmp_path: Path) -> None:
+    from smsurgery.serving.models_config import Policy, check_config, write_config
+
+    url, _ = two_versions
+    config = tmp_path / "models.config"
+    config.write_text(write_config([url], [], Policy("all"), {"stable": 1}))
+    assert f'base_path: "{url}"' in config.read_text() and 'name: "m"' in config.read_text()
+    report = check_config(config)
+    assert [(m.base_path, m.versions) for m in report.models] == [(url, [1, 2])]
+    assert [r.to_json()["findings"] for r in report.models[0].reports] == [[], []]  # each version checked
+    with pytest.raises(StorageError, match="does not exist"):
+        write_config([url + "-nothing-here"], [], Policy("latest"), {})

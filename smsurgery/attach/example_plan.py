@@ -66,7 +66,7 @@ class ExamplePlan:
     target: str
     features: tuple[ExampleFeature, ...]
     output: str | None  # classify/regress: the original output that becomes scores/outputs
-    base: Path
+    base: Path | str  # a URL string for a remote base
     route: str
     classes: str | None = None  # classify: a DT_STRING output passed through as `classes` (e.g. from `labels`)
 

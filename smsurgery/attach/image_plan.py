@@ -100,7 +100,7 @@ class ImagePlan:
     keep_original_as: str | None  # where the original moves when `target` is its own key
     replace: bool
     spec: ImageSpec
-    base: Path
+    base: Path | str  # a URL string for a remote base
     route: str  # session | function
     drop_extra: tuple[str, ...] = ()  # assets.extra files not carried over
 

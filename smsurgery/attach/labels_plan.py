@@ -33,7 +33,7 @@ class LabelsPlan:
     labels_bytes: bytes
     top_k: int
     target: str
-    base: Path
+    base: Path | str  # a URL string for a remote base
     route: str
 
 

@@ -82,7 +82,7 @@ class AttachPlan:
     target: str  # key of the new signature
     keep_original_as: str | None  # where the original moves when `target` is its own key
     replace: bool
-    base: Path
+    base: Path | str  # a URL string for a remote base
     route: str  # session | function
     pre: Preprocessor | None = None
     post: Postprocessor | None = None

@@ -44,10 +44,13 @@ from smsurgery.graph.convert_graph import load_checkpoint, load_frozen
 from smsurgery.graph.convert_keras import load_keras
 from smsurgery.graph.convert_source import Candidates, Source, TensorsNeeded
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, load_session
-from smsurgery.publishing.atomic import next_version, staged_version
+from smsurgery.publishing.atomic import next_version
 from smsurgery.publishing.comparison import Tolerance, compare_outputs, tolerance
+from smsurgery.publishing.new_version import stage_version, version_location
 from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 from smsurgery.serving.samples import sample_inputs
+from smsurgery.storage.url import is_remote
+from smsurgery.storage.url import parse as parse_url
 
 CONVERT_SCHEMA = "smsurgery.convert/1"
 METHODS = ("predict", "classify", "regress")
@@ -78,9 +81,9 @@ class Verification:
 class ConvertReport:
     source: Path
     format: SourceFormat
-    base: Path
+    base: Path | str  # URLs for a remote base
     version: int
-    path: Path
+    path: Path | str
     tags: tuple[str, ...]
     signature: SignatureView
     verification: Verification | None
@@ -119,14 +122,14 @@ def convert(
     """
     if target.base is not None and Path(target.base) != Path(base):
         raise InvalidOption(f"convert writes into BASE ({base}), not into {target.base}")
-    if "://" in str(base):  # s3://, gs://: a local folder named `s3:` would be created
-        raise PublishError(
-            f"convert cannot publish into object storage ({base}) yet", hint="convert into a local base, then upload it"
-        )
     version, verify = target.version, target.verify
     fmt = _convertible(formats.detect(source))
     tol = tolerance(target.rtol, target.atol)
-    base = Path(base)
+    remote = is_remote(str(base))
+    if remote:
+        parse_url(str(base))  # a malformed URL fails here; the remote publisher checks the base itself
+    else:
+        base = Path(base)
     tag_set = tuple(tags) if tags else ("serve",)
     _check_target(base, version, signature)
     method_name = method if method.startswith(METHOD_PREFIX) else METHOD_PREFIX + method
@@ -136,19 +139,19 @@ def convert(
     out_pairs = list(parse_tensor_pairs(outputs, "output").items())
     with _open_source(fmt) as src:
         src.plan(in_pairs, out_pairs, signature, method_name, tag_set)
-        created = _first_missing(base)
+        created = None if remote else _first_missing(Path(base))
         try:
-            with staged_version(base, version) as staging:
+            with stage_version(base, version) as staging:
                 src.export(staging.path, tag_set)
                 view = _staged_signature(staging.path, tag_set, signature)
                 checked = _verify(src, staging.path, tag_set, view, batch, tol) if verify else None
         except BaseException:
-            _remove_created(base, created)
+            _remove_created(Path(base), created)
             raise
     number = staging.version
     if number is None:
         raise PublishError(f"publishing into {base} returned no version number")
-    return ConvertReport(Path(source), fmt, base, number, base / str(number), tag_set, view, checked)
+    return ConvertReport(Path(source), fmt, base, number, version_location(base, number), tag_set, view, checked)
 
 
 def list_candidates(source: str | Path) -> Candidates:
@@ -171,9 +174,13 @@ def _convertible(fmt: SourceFormat) -> SourceFormat:
     return fmt
 
 
-def _check_target(base: Path, version: int | None, signature: str) -> None:
+def _check_target(base: Path | str, version: int | None, signature: str) -> None:
     if not signature or signature == INIT_OP_SIGNATURE:
         raise InvalidName(f"'{signature}' cannot be a signature key", hint="e.g. --signature serving_default")
+    if version is not None and version < 0:
+        raise PublishError(f"--version {version}: versions are non-negative integers")
+    if isinstance(base, str):
+        return  # a URL: the remote publisher refuses a version folder or a taken version before writing
     if base.is_file():
         raise PublishError(f"{base} is a file, not a model base folder")
     if base.is_dir() and has_saved_model(base):
@@ -181,8 +188,6 @@ def _check_target(base: Path, version: int | None, signature: str) -> None:
             f"{base} is a version folder (it holds saved_model.pb), not a model base",
             hint=f"give the model base it belongs to, e.g. {base.parent}",
         )
-    if version is not None and version < 0:
-        raise PublishError(f"--version {version}: versions are non-negative integers")
     if version is not None and base.is_dir() and version in list_versions(base):
         raise PublishError(
             f"version {version} already exists in {base}", hint=f"the next free version is {next_version(base)}"

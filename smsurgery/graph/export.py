@@ -32,8 +32,9 @@ from typing import Any
 from smsurgery.core.errors import PublishError
 from smsurgery.graph.editable import ASSETS_KEY, MAIN_OP_KEYS, EditableGraph
 from smsurgery.graph.session import INIT_OP_SIGNATURE, first_line, import_tf
-from smsurgery.publishing.atomic import CarryReport, carry_over, staged_version
-from smsurgery.publishing.new_version import PublishedVersion
+from smsurgery.publishing.atomic import CarryReport, carry_over
+from smsurgery.publishing.new_version import PublishedVersion, stage_version, version_location
+from smsurgery.storage.url import is_remote
 
 Check = Callable[[Path], None]  # runs on the complete staging folder; raises to abort the publish
 EXTRA = "assets.extra"
@@ -54,10 +55,15 @@ def _collections_cleared(graph: Any, keys: Iterable[str]) -> Iterator[None]:
                 graph.add_to_collection(key, value)
 
 
-def _published(base: Path, version: int | None, carried: CarryReport) -> PublishedVersion:
+def _published(base: Path | str, version: int | None, carried: CarryReport) -> PublishedVersion:
     if version is None:
         raise PublishError(f"publishing into {base} returned no version number")
-    return PublishedVersion(base=base, version=version, path=base / str(version), carried=carried)
+    return PublishedVersion(base=base, version=version, path=version_location(base, version), carried=carried)
+
+
+def _base(base: str | Path) -> Path | str:
+    """A URL stays a string (`Path` would fold `s3://` into `s3:/`); a local base becomes a Path."""
+    return str(base) if is_remote(str(base)) else Path(base)
 
 
 def carry_extra(source: Path | None, target: Path, skip: Iterable[str] = ()) -> CarryReport:
@@ -94,8 +100,8 @@ def publish_session(
     `before_publish(staging_dir)` runs on the finished staging folder; if it
     raises, nothing is published.
     """
-    base_path = Path(base)
-    with staged_version(base_path, version) as staging:
+    base_path = _base(base)
+    with stage_version(base_path, version, source_dir=carry_from) as staging:
         write_session(
             session,
             staging.path,
@@ -191,8 +197,8 @@ def publish_saved(
     `signatures` must name every signature the new version should have:
     `tf.saved_model.save` keeps no signature that is not passed.
     """
-    base_path = Path(base)
-    with staged_version(base_path, version) as staging:
+    base_path = _base(base)
+    with stage_version(base_path, version, source_dir=carry_from) as staging:
         write_saved(obj, staging.path, signatures=signatures)
         carried = carry_extra(carry_from, staging.path, carry_skip)
         if before_publish is not None:

@@ -12,7 +12,8 @@ while a stale one would misreport the model's identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from smsurgery.core.errors import CorruptModel, PublishError
 from smsurgery.core.integrity import require_intact
 from smsurgery.core.layout import ModelRef
 from smsurgery.core.model import SavedModelFile
-from smsurgery.publishing.atomic import CarryReport, carry_over, staged_version, write_bytes_synced
+from smsurgery.publishing.atomic import (
+    CarryReport,
+    ProgressCallback,
+    Staging,
+    carry_over,
+    staged_version,
+    write_bytes_synced,
+)
 from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
 from smsurgery.storage.mirror import materialize
 from smsurgery.storage.publish import remote_staged_version
@@ -38,19 +46,10 @@ class PublishedVersion:
     carried: CarryReport
 
 
-def target_base(source: SavedModelFile, out_base: str | Path | None, *, remote_ok: bool = False) -> Path | str:
-    """Where the new version goes: `--out`, else the source's own model base (a URL for a remote source).
-
-    Only the proto publisher writes into object storage (`remote_ok`); the
-    TensorFlow routes (attach, re-save) refuse a remote base in one line.
-    """
+def target_base(source: SavedModelFile, out_base: str | Path | None) -> Path | str:
+    """Where the new version goes: `--out`, else the source's own model base (a URL for a remote source)."""
     where = str(out_base) if out_base is not None else source.ref.remote_base
     if where is not None and is_remote(where):
-        if not remote_ok:
-            raise PublishError(
-                f"this command cannot publish into object storage ({where}) yet",
-                hint="publish into a local base with --out DIR, then upload it",
-            )
         return where
     if out_base is not None:
         return Path(out_base)
@@ -60,6 +59,35 @@ def target_base(source: SavedModelFile, out_base: str | Path | None, *, remote_o
             hint="pass --out BASE to choose where the new version goes",
         )
     return source.ref.base
+
+
+@contextlib.contextmanager
+def stage_version(
+    base: Path | str,
+    version: int | None,
+    *,
+    source_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> Iterator[Staging]:
+    """The one way every publisher (proto edits, attach, re-save, convert) stages a new version.
+
+    A local base: `atomic.staged_version` (stage, then rename). A URL: the
+    object-store protocol of `storage.publish` (stage locally, upload the
+    changed files, copy the rest inside the store, `saved_model.pb` last);
+    files byte-identical to `source_dir`'s (a mirrored remote version) are
+    copied from it inside the store instead of being uploaded.
+    """
+    if is_remote(str(base)):
+        with remote_staged_version(str(base), version, source_dir, progress) as staging:
+            yield staging
+    else:
+        with staged_version(Path(base), version) as staging:
+            yield staging
+
+
+def version_location(base: Path | str, number: int) -> Path | str:
+    """`BASE/N`: a Path for a local base, a URL string for a remote one."""
+    return f"{base}/{number}" if is_remote(str(base)) else Path(base) / str(number)
 
 
 def publish_proto(
@@ -83,16 +111,15 @@ def publish_proto(
     serializing `saved_model` (a splice, see `smsurgery.publishing.splice`).
     `after_carry(staging_dir)` rewrites carried files (prune's checkpoint).
     """
-    base = target_base(source, target.base, remote_ok=True)
+    base = target_base(source, target.base)
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
     remote = isinstance(base, str)
     if not remote or target.verify:  # a local copy, or TensorFlow verifying: the real shards of a remote source
         materialize(source.path, target.progress)
-    staged = remote_staged_version(base, target.version, source.path, target.progress) if remote else None
     # Into a bucket, shards are always linked locally: unchanged ones are copied inside the store, not uploaded.
     link = target.link or remote
-    with staged or staged_version(Path(base), target.version) as staging:
+    with stage_version(base, target.version, source_dir=source.path, progress=target.progress) as staging:
         carried = carry_over(source.path, staging.path, link=link, skip=set(extra), progress=target.progress)
         if after_carry is not None:
             after_carry(staging.path)
@@ -106,8 +133,9 @@ def publish_proto(
         if before_publish is not None:
             before_publish(staging.path)
     assert staging.version is not None
-    path = f"{base}/{staging.version}" if remote else Path(base) / str(staging.version)
-    return PublishedVersion(base=base, version=staging.version, path=path, carried=carried)
+    return PublishedVersion(
+        base=base, version=staging.version, path=version_location(base, staging.version), carried=carried
+    )
 
 
 def _require_complete(staged: Path, saved_model: Any) -> None:

@@ -9,9 +9,10 @@ same atomic, verified path as every edit command.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,8 @@ from smsurgery.publishing.new_version import target_base
 from smsurgery.publishing.target import PublishTarget
 from smsurgery.recipes.plan import ModelPlan, plan_model
 from smsurgery.recipes.recipe_file import RecipeFile
+from smsurgery.storage.mirror import cache_dir
+from smsurgery.storage.url import is_remote
 
 APPLY_SCHEMA = "smsurgery.apply/1"
 OUTCOMES = ("published", "unchanged", "refused", "failed", "not run")
@@ -90,7 +93,7 @@ def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOu
     try:
         if planned.attachments:
             path, changes = publish_chain(planned, target)
-            version = int(path.name)
+            version = int(str(path).rstrip("/").rsplit("/", 1)[-1])
         else:
             assert planned.draft is not None
             result = publish(planned.draft, target)
@@ -104,18 +107,33 @@ def apply_model(recipe: RecipeFile, base: str, target: PublishTarget) -> ModelOu
     )  # fmt: skip
 
 
-def publish_chain(planned: ModelPlan, target: PublishTarget) -> tuple[Path, list[str]]:
+@contextlib.contextmanager
+def _scratch(base: Path | str) -> Iterator[Path]:
+    """Where a chain's intermediate versions go: inside a local base; a local cache folder for a bucket.
+
+    A bucket's intermediate versions are never uploaded: only the last
+    publish of the chain goes into the store, by the object-store protocol.
+    """
+    if is_remote(str(base)):
+        yield cache_dir("scratch")
+    else:
+        with scratch_base(Path(base)) as scratch:
+            yield scratch
+
+
+def publish_chain(planned: ModelPlan, target: PublishTarget) -> tuple[Path | str, list[str]]:
     """The in-memory result, then each attachment on it; only the last publish lands in the model's base.
 
     The intermediate versions live in a scratch base inside the model's
-    base, so the model's base gets exactly one new version, or none when
-    any link of the chain fails (each publish verifies its own step).
+    base (a local folder for a bucket), so the model's base gets exactly
+    one new version, or none when any link of the chain fails (each publish
+    verifies its own step).
     """
     source = planned.draft.source if planned.draft is not None else read(planned.base)
     base = target_base(source, None)
     tags = planned.draft.lineage.tags if planned.draft is not None else source.meta_graph(None).tags
     applied = [d for s in planned.steps if s.status == "applied" for d in s.details]
-    with scratch_base(base) as scratch:
+    with _scratch(base) as scratch:
         staged = replace(target, base=scratch, version=None)
         current = source.path
         if planned.draft is not None:

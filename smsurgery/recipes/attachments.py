@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 from smsurgery.core.errors import InternalError, InvalidEdit
 from smsurgery.core.model import MetaGraph, SavedModelFile
 from smsurgery.publishing.target import PublishTarget
+from smsurgery.storage.url import is_remote
 
 # What each kind adds when its new_key is not given (those of `smsurgery.attach.*_plan`, which are imported only
 # when a step is planned: a recipe of in-memory edits does not pay for them; a test checks they agree).
@@ -61,9 +62,14 @@ class Attachment:
         """Check the step against `model` without TensorFlow; raises the user error a single command would."""
         raise NotImplementedError
 
-    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
-        """Attach to the version at `path`, publish as `target`; the new version's folder."""
+    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path | str:
+        """Attach to the version at `path`, publish as `target`; the new version's folder (a URL in a bucket)."""
         raise NotImplementedError
+
+
+def _where(path: str | Path) -> Path | str:
+    """A published version's location: a URL stays a string (`Path` folds `s3://` into `s3:/`)."""
+    return str(path) if is_remote(str(path)) else Path(path)
 
 
 ATTACH_TYPES: dict[str, type[Attachment]] = {}
@@ -141,10 +147,10 @@ class ImageInput(Attachment):
         in_place = found.target in model.meta_graph(tags).signature_keys()
         return Planned([detail], "breaking" if in_place else "compatible")
 
-    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
+    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path | str:
         from smsurgery.graph.image import add_image_input
 
-        return Path(add_image_input(path, self.signature, tags=tags, target=target, **self.options()).path)
+        return _where(add_image_input(path, self.signature, tags=tags, target=target, **self.options()).path)
 
 
 @attach_kind("example_input")
@@ -174,10 +180,10 @@ class ExampleInput(Attachment):
         )
         return Planned([detail], "compatible")
 
-    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
+    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path | str:
         from smsurgery.graph.example import add_example_input
 
-        return Path(add_example_input(path, self.signature, tags=tags, target=target, **self.options()).path)
+        return _where(add_example_input(path, self.signature, tags=tags, target=target, **self.options()).path)
 
 
 @attach_kind("labels")
@@ -208,11 +214,11 @@ class Labels(Attachment):
         )
         return Planned([detail], "compatible")
 
-    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
+    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path | str:
         from smsurgery.graph.labels import add_labels
 
         report = add_labels(path, self.labels_file, self.signature, tags=tags, target=target, **self.options())
-        return Path(report.path)
+        return _where(report.path)
 
 
 @attach_kind("warmup")
@@ -244,7 +250,7 @@ class Warmup(Attachment):
         # signature of the plan could be one of several when the step runs.
         return Planned([detail], "compatible", replace(self, signature=built.signature.key, method=built.method))
 
-    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path:
+    def run(self, path: Path, tags: tuple[str, ...], target: PublishTarget) -> Path | str:
         from smsurgery.serving.warmup import publish_warmup
 
         built = self._build(path, tags)
@@ -252,4 +258,4 @@ class Warmup(Attachment):
             from smsurgery.graph.run import run_request
 
             run_request(built)
-        return Path(publish_warmup(built, self.count, target).path)
+        return _where(publish_warmup(built, self.count, target).path)

@@ -24,6 +24,7 @@ from smsurgery.inspect.diff import compare_models
 from smsurgery.recipes.attachments import Attachment
 from smsurgery.recipes.matching import mismatch
 from smsurgery.recipes.recipe_file import VERDICTS, RecipeFile
+from smsurgery.storage.url import is_remote
 
 PLAN_SCHEMA = "smsurgery.plan/1"
 
@@ -225,7 +226,12 @@ def expand_bases(items: Iterable[str], from_file: str | Path | None = None) -> l
         given += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     bases: list[str] = []
     for item in given:
-        matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
+        pattern = any(c in item for c in "*?[")
+        if pattern and is_remote(item):
+            raise InvalidOption(
+                f"{item}: patterns are not expanded in s3:// or gs:// URLs", hint="name each base, or use --from FILE"
+            )
+        matches = sorted(glob.glob(item)) if pattern else [item]
         if not matches:
             raise PathNotFound(f"no model base matches {item}")
         bases += [m for m in matches if m not in bases]

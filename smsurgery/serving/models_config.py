@@ -19,10 +19,12 @@ from typing import Any
 from google.protobuf import text_format
 
 from smsurgery.core import protos
-from smsurgery.core.errors import SmsurgeryError, listing
+from smsurgery.core.errors import SmsurgeryError, StorageError, listing
 from smsurgery.core.layout import check_new_version, scan_versions
 from smsurgery.core.textfile import read_config_text
 from smsurgery.inspect.findings import Finding, exit_status, finding
+from smsurgery.storage.locate import remote_base_skeleton
+from smsurgery.storage.url import is_remote
 
 _CONFIG_PROTO = "tensorflow_serving/config/model_server_config.proto"
 CONFIG_CHECK_SCHEMA = "smsurgery.config_check/1"
@@ -83,14 +85,11 @@ def write_config(bases: list[str], names: list[str], policy: Policy, labels: dic
         raise SmsurgeryError(f"{len(names)} --name for {len(bases)} bases", hint="give one --name per BASE, or none")
     config = config_class()()
     for index, text in enumerate(bases):
-        base = Path(text).absolute()
-        if not base.is_dir():
-            raise SmsurgeryError(f"no model base {base}")
-        available = sorted(scan_versions(base).versions)
+        base, available = _base_versions(text)
         if not available:
             raise SmsurgeryError(f"{base} has no version folder Serving can read")
         model = config.model_config_list.config.add(
-            name=names[index] if names else base.name, base_path=str(base), model_platform=PLATFORM
+            name=names[index] if names else base.rstrip("/").rsplit("/", 1)[-1], base_path=base, model_platform=PLATFORM
         )
         if policy.kind == "all":
             model.model_version_policy.all.SetInParent()
@@ -112,6 +111,17 @@ def write_config(bases: list[str], names: list[str], policy: Policy, labels: dic
     if duplicates:
         raise SmsurgeryError(f"two models named {duplicates[0]}", hint="give each BASE its own --name")
     return text_format.MessageToString(config)
+
+
+def _base_versions(text: str) -> tuple[str, list[int]]:
+    """A base as Serving's base_path names it (absolute folder, or s3:// / gs:// URL), and its versions."""
+    if is_remote(text):
+        url, skeleton = remote_base_skeleton(text)
+        return url, sorted(scan_versions(skeleton).versions)
+    base = Path(text).absolute()
+    if not base.is_dir():
+        raise SmsurgeryError(f"no model base {base}")
+    return str(base), sorted(scan_versions(base).versions)
 
 
 def parse_config(path: str | Path) -> Any:
@@ -202,10 +212,10 @@ def check_config(path: str | Path, *, root_dir: str | None = None, tags: tuple[s
             continue
         if root_dir is not None and not _is_absolute(base):
             base = str(Path(root_dir) / base)
-        if "://" in base:
-            report.models.append(ModelEntry(model.name, base, []))  # remote: not checked here
+        if "://" in base and not is_remote(base):
+            report.models.append(ModelEntry(model.name, base, []))  # hdfs:// and others: not checked here
             continue
-        if not Path(base).is_dir():
+        if not is_remote(base) and not Path(base).is_dir():
             report.findings.append(finding("SM-CONFIG-BASE-MISSING", subject, f"Could not find base path {base}"))
             continue
         entry = _model_entry(model, base, subject, report)
@@ -229,7 +239,11 @@ def _platform_findings(model: Any, subject: str) -> list[Finding]:
 
 
 def _model_entry(model: Any, base: str, subject: str, report: ConfigReport) -> ModelEntry:
-    available = sorted(scan_versions(Path(base)).versions)
+    try:
+        available = _base_versions(base)[1]
+    except StorageError as error:  # a bucket's base that is not there: what Serving would log, as a finding
+        report.findings.append(finding("SM-CONFIG-BASE-MISSING", subject, f"Could not find base path {base}: {error}"))
+        return ModelEntry(model.name, base, [])
     served = served_versions(model.model_version_policy, available)
     if model.model_version_policy.WhichOneof("policy_choice") == "specific":
         for number in sorted(set(model.model_version_policy.specific.versions) - set(available)):

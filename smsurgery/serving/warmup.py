@@ -100,10 +100,10 @@ def warmup_bytes(built: BuiltRequest, count: int = 1) -> bytes:
 
 @dataclass(frozen=True)
 class WarmupReport:
-    base: Path
+    base: Path | str  # URL strings for a remote base
     version: int
-    path: Path
-    file: Path
+    path: Path | str
+    file: Path | str
     records: int
     bytes: int
     signature: str
@@ -138,7 +138,7 @@ def publish_warmup(built: BuiltRequest, count: int = 1, target: PublishTarget | 
         base=published.base,
         version=published.version,
         path=published.path,
-        file=published.path / WARMUP_FILE,
+        file=published.path / WARMUP_FILE if isinstance(published.path, Path) else f"{published.path}/{WARMUP_FILE}",
         records=count,
         bytes=len(data),
         signature=built.signature.key,

@@ -24,12 +24,20 @@ from smsurgery.core.errors import MissingDependency, SmsurgeryError, StorageErro
 from smsurgery.storage.url import SCHEMES, RemoteURL
 
 _FILESYSTEMS: dict[str, Any] = {}
+_OWNER = [os.getpid()]  # the process the cached file systems belong to
 # Bounded waits: a stopped server must end a command with one line, not minutes of retries.
 _S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 
 
 def filesystem(url: RemoteURL) -> Any:
-    """One fsspec file system per scheme and process (s3fs for s3://, gcsfs for gs://)."""
+    """One fsspec file system per scheme and process (s3fs for s3://, gcsfs for gs://).
+
+    A forked child (`apply --jobs`) makes its own: the parent's holds an
+    event loop and connections that belong to the parent's threads.
+    """
+    if _OWNER[0] != os.getpid():
+        forget_filesystems()
+        _OWNER[0] = os.getpid()
     if url.scheme not in _FILESYSTEMS:
         _FILESYSTEMS[url.scheme] = _s3() if url.scheme == "s3" else _gcs()
     return _FILESYSTEMS[url.scheme]

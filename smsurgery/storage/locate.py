@@ -84,3 +84,16 @@ def _bare_version(url: RemoteURL, tree: dict[str, int]) -> ModelRef:
     return ModelRef(
         version_dir=version_dir, base=local_base, version=number, origin=str(url), remote_base=str(url.parent)
     )
+
+
+def remote_base_skeleton(text: str) -> tuple[str, Path]:
+    """A remote model base as Serving's poll lists it: its URL, and a local skeleton of its children.
+
+    The skeleton (empty folders named as the children) lets
+    `layout.scan_versions` read the versions by Serving's own rules
+    (`config write` / `config check` of a bucket's base) without a download.
+    """
+    url, at = parse(text)
+    if at is not None:
+        raise SmsurgeryError(f"{text}: a model base has no @VERSION", hint=f"name the base, {url}")
+    return str(url), make_skeleton(cache_dir("base"), list_children(url))

@@ -32,9 +32,11 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,9 @@ _STAGING_NAME = re.compile(re.escape(STAGING_PREFIX) + r"(\d+)-[0-9a-f]{12}")
 _CLAIM_NAME = re.compile(re.escape(CLAIM_PREFIX) + r"(\d+)")
 # A staging prefix or claim older than this belongs to a dead writer (a live one finishes in minutes).
 STALE_SECONDS = 6 * 3600
+# Server-side copies at once in step 5: each is one request the store serves on its side, so the
+# wait for N shards is about that of the largest rather than their sum.
+COPY_THREADS = 8
 # Called with the name of each step as it is reached ("uploaded", "claimed", "copying", "copied",
 # "published"): progress reports, and the crash tests that kill a writer at each step.
 STAGE_HOOKS: list[Callable[[str], None]] = []
@@ -207,15 +212,30 @@ def publish_tree(
 
 
 def _copy_into(fs: Any, target: RemoteURL, plan: dict[str, RemoteURL | None], stage: RemoteURL, local: Path) -> None:
+    """Step 5 in parallel (`COPY_THREADS` copies at once), then, once every one of them succeeded, step 6."""
     _stage("claimed")
     last = [name for name in plan if name in SAVED_MODEL_FILES]
-    for relative in [name for name in plan if name not in SAVED_MODEL_FILES] + last:
-        if relative in last:
-            _stage("copied")  # everything but saved_model.pb is in place
+    first = [name for name in plan if name not in SAVED_MODEL_FILES]
+    counted = threading.Lock()
+
+    def copy(relative: str) -> None:
         origin = plan[relative] or stage.child(relative)
         fs.copy(origin.path, target.child(relative).path)  # inside the store: no byte through this machine
-        TRANSFER.copied += (local / relative).stat().st_size
+        with counted:
+            TRANSFER.copied += (local / relative).stat().st_size
         _stage("copying")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(COPY_THREADS, len(first) or 1))) as pool:
+        futures = [pool.submit(copy, relative) for relative in first]
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                for pending in futures:
+                    pending.cancel()
+                wait(futures)  # no copy may still be running when the caller withdraws the version
+                raise future.exception()  # type: ignore[misc]
+    _stage("copied")  # everything but saved_model.pb is in place
+    for relative in last:
+        copy(relative)
 
 
 def _withdraw(fs: Any, base: RemoteURL, number: int) -> None:
