@@ -141,36 +141,30 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-def s3_store() -> Iterator[Store]:
-    pytest.importorskip("s3fs")
-    server = MotoS3()
+def _serve(scheme: str, server: MotoS3 | FakeGcs) -> Iterator[Store]:
+    """A bucket on `server` for the whole session, with the environment its clients read set meanwhile."""
     saved = _set_env(server.env())
     from smsurgery.storage.fs import forget_filesystems
 
     forget_filesystems()
-    store = Store("s3", server.env())
+    store = Store(scheme, server.env())
     store.fs.mkdir(BUCKET)
     yield store
     _restore_env(saved)
     forget_filesystems()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_store() -> Iterator[Store]:
+    pytest.importorskip("s3fs")
+    yield from _serve("s3", MotoS3())
 
 
 @pytest.fixture(scope="session")
 def gcs_store() -> Iterator[Store]:
     pytest.importorskip("gcsfs")
-    server = FakeGcs()
-    saved = _set_env(server.env())
-    from smsurgery.storage.fs import forget_filesystems
-
-    forget_filesystems()
-    store = Store("gs", server.env())
-    store.fs.mkdir(BUCKET)
-    yield store
-    _restore_env(saved)
-    forget_filesystems()
-    server.stop()
+    yield from _serve("gs", FakeGcs())
 
 
 @pytest.fixture(params=["s3", "gs"])
