@@ -12,8 +12,8 @@ Prints the median wall and CPU time of each over --rounds and the ratios (goal >
 On a shared machine the wall time of a short process is mostly waiting; CPU time
 is the figure that does not depend on the neighbours.
 
-Children run with a bytecode cache in the work folder (PYTHONPYCACHEPREFIX,
-PYTHONDONTWRITEBYTECODE unset) after one warm-up run of each route, as an
+Children run with the benchmarks' bytecode cache (bench/child_env.py:
+PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE unset) after one warm-up run of each route, as an
 installed package runs: with PYTHONDONTWRITEBYTECODE=1 and no cache, every
 smsurgery process compiles its ~150 modules again, about 0.1 s of CPU, half
 its time (--no-cache measures that too).
@@ -34,6 +34,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from child_env import child_env, warm
 
 BUILD = textwrap.dedent(
     """
@@ -116,16 +118,13 @@ TRANSFORMS = {
 }
 
 
-CHILD_ENV: dict[str, str] = {}
+ENV: dict[str, str] = {}  # the children's environment, set by main: bench/child_env.py, or as it is
 
 
 def run(command: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one child process; CPU time is the fairer figure on a shared machine."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **CHILD_ENV}
-    if "PYTHONPYCACHEPREFIX" in CHILD_ENV:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     stderr = proc.stderr.read() if proc.stderr else b""
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -174,7 +173,7 @@ def bench_prune(work: Path, megabytes: int) -> None:
     print(f"building a TF2 tf.Module with Keras Adam slots ({megabytes} MB of variables) ...", flush=True)
     run([sys.executable, "-c", BUILD_TF2_ADAM, str(base / "1"), str(megabytes)])
     dry = subprocess.run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1", "--dry-run"],
-                         capture_output=True, text=True, env={**os.environ, **CHILD_ENV})  # fmt: skip
+                         capture_output=True, text=True, env=ENV)  # fmt: skip
     print("prune --dry-run:", (dry.stdout.strip().splitlines() or [dry.stderr.strip()])[-1])
     wall, cpu = run([sys.executable, "-m", "smsurgery", "prune", f"{base}@1"])  # verified under both loaders
     before, after = _size(base / "1"), _size(base / "2")
@@ -190,8 +189,8 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true", help="run children as the environment says (no bytecode)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="smsurgery-bench-", dir=args.workdir))
-    if not args.no_cache:
-        CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    ENV.update({**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"} if args.no_cache else child_env(TF_CPP_MIN_LOG_LEVEL="3"))
+    warm(ENV)
     try:
         bench(work, args.mb, args.rounds)
     finally:
