@@ -43,7 +43,7 @@ import numpy as np
 from smsurgery.attach.inputs_record import image_inputs, merge_record
 from smsurgery.core.errors import LoaderFailed, VerificationFailed
 from smsurgery.core.model import MetaGraph, SavedModelFile, SignatureView
-from smsurgery.graph.export import publish_editable, publish_saved
+from smsurgery.graph.export import publish_editable, publish_saved, rewrite_staged
 from smsurgery.graph.rewire import front_signature
 from smsurgery.graph.session import first_line, import_tf, load_session, load_tf2, run_tf2
 from smsurgery.publishing.comparison import OutputsComparison, Tolerance, compare_outputs, tolerance
@@ -287,21 +287,14 @@ class Finish:
 
 
 def set_method_name(staging: Path, tags: tuple[str, ...], key: str, method_name: str) -> None:
-    """Set a signature's method name in the staged saved_model.pb (tf.saved_model.save writes only predict).
+    """Set a signature's method name in the staged saved_model.pb (tf.saved_model.save writes only predict)."""
 
-    The staged fingerprint.pb hashes the old saved_model.pb, so it is removed
-    (loaders do not need it; smsurgery never carries it over either).
-    """
-    from smsurgery.core.protos import SavedModel
+    def change(saved_model: Any) -> None:
+        for meta in saved_model.meta_graphs:
+            if set(meta.meta_info_def.tags) == set(tags) and key in meta.signature_def:
+                meta.signature_def[key].method_name = method_name
 
-    path = staging / "saved_model.pb"
-    saved_model = SavedModel()
-    saved_model.ParseFromString(path.read_bytes())
-    for meta in saved_model.meta_graphs:
-        if set(meta.meta_info_def.tags) == set(tags) and key in meta.signature_def:
-            meta.signature_def[key].method_name = method_name
-    path.write_bytes(saved_model.SerializeToString(deterministic=True))
-    (staging / "fingerprint.pb").unlink(missing_ok=True)
+    rewrite_staged(staging, change)
 
 
 def _run_samples(session: Any, key: str, view: SignatureView, images: frozenset[str]) -> dict[str, Any] | str:

@@ -213,3 +213,19 @@ def write_saved(obj: Any, path: Path, *, signatures: Mapping[str, Any]) -> None:
         tf.saved_model.save(obj, str(path), signatures=dict(signatures))
     except (ValueError, TypeError, tf.errors.OpError) as error:
         raise PublishError(f"tf.saved_model.save could not write the new version: {first_line(error)}") from error
+
+
+def rewrite_staged(staging: Path, change: Callable[[Any], None]) -> None:
+    """Apply `change` to the staged saved_model.pb that `tf.saved_model.save` wrote (a proto fix-up).
+
+    The staged fingerprint.pb hashes the old saved_model.pb, so it is removed
+    (loaders do not need it; smsurgery never carries it over either).
+    """
+    from smsurgery.core.protos import SavedModel
+
+    path = staging / "saved_model.pb"
+    saved_model = SavedModel()
+    saved_model.ParseFromString(path.read_bytes())
+    change(saved_model)
+    path.write_bytes(saved_model.SerializeToString(deterministic=True))
+    (staging / "fingerprint.pb").unlink(missing_ok=True)
