@@ -84,3 +84,16 @@ def test_real_tfx_transform_fn_retagged_serve(model_copy, tmp_path: Path) -> Non
     with load_session(new, ["serve"]) as session:
         assert session.signature_keys() == ["transform_signature"]
     assert "transform_signature" in load_tf2(new, ["serve"]).signatures
+
+
+@pytest.mark.parametrize(("name", "warns"), [("tf2_module", True), ("tf1_linear", False)])
+def test_a_second_tag_set_on_a_tf2_export_says_tf_saved_model_load_reads_it_the_tf1_way(
+    tmp_path: Path, name: str, warns: bool
+) -> None:
+    from tests.conftest import FIXTURE_MODELS
+
+    added = run_cli("tags", "add", FIXTURE_MODELS / name, "serve,gpu", "--out", tmp_path / "m", "--no-verify")
+    assert added.code == 0, added.stderr
+    shown = run_cli("show", tmp_path / "m", "--json")
+    said = "reads the object graph only when there is one"
+    assert (said in added.stderr, any(said in w for w in json.loads(shown.stdout)["warnings"])) == (warns, warns)

@@ -72,7 +72,46 @@ def add_tags(saved: Any | None, meta: Any, tags: Sequence[str]) -> EditReport:
     copy.meta_info_def.tags.extend(new)
     old = tuple(meta.meta_info_def.tags)
     detail = f"meta graph [{tag_set_text(old)}] also as [{tag_set_text(new)}] (a copy: a meta graph has one tag set)"
-    return EditReport([Change("add_tags", "", old=",".join(old), new=",".join(new), detail=detail)])
+    report = EditReport([Change("add_tags", "", old=",".join(old), new=",".join(new), detail=detail)])
+    warning = object_graph_unused_warning(len(saved.meta_graphs), len(meta.object_graph_def.nodes) > 0)
+    if warning:
+        report.warnings.append(warning)
+    return report
+
+
+def object_graph_unused_warning(meta_graph_count: int, has_object_graph: bool) -> str | None:
+    """What `tf.saved_model.load` does with a TF2 export that has more than one meta graph (None: nothing odd).
+
+    TensorFlow's `load.py` reads the object graph only when the SavedModel has
+    exactly one meta graph; otherwise it loads the TF1 way (`load_v1_in_v2`).
+    """
+    if meta_graph_count < 2 or not has_object_graph:
+        return None
+    return (
+        f"this SavedModel has {meta_graph_count} meta graphs: tf.saved_model.load reads the object graph only when "
+        "there is one, so it loads this model the TF1 way (signatures only; no restored variables, methods or "
+        "other objects); TensorFlow Serving is not affected"
+    )
+
+
+def same_but_tags(a: Any, b: Any) -> bool:
+    """Whether two MetaGraphDefs differ only in their tag sets (as `add_tags` makes them)."""
+    bare = []
+    for meta in (a, b):
+        copy = type(meta)()
+        copy.CopyFrom(meta)
+        del copy.meta_info_def.tags[:]
+        bare.append(copy.SerializeToString(deterministic=True))
+    return bare[0] == bare[1]
+
+
+def tag_set_groups(saved: Any, chosen: Any) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """The tag sets of the meta graphs equal to `chosen` apart from tags (its own first), and of the others."""
+    same, other = [tuple(chosen.meta_info_def.tags)], []
+    for meta in saved.meta_graphs:
+        if meta is not chosen:
+            (same if same_but_tags(meta, chosen) else other).append(tuple(meta.meta_info_def.tags))
+    return same, other
 
 
 def serving_tags_warning(tag_sets: Sequence[tuple[str, ...]], chosen: tuple[str, ...]) -> str | None:

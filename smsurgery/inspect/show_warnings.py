@@ -14,6 +14,7 @@ from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY
 from smsurgery.core.layout import VersionListing
 from smsurgery.core.model import MetaGraph, SavedModelFile, tag_set_text
 from smsurgery.edits.devices import gpu_pin_warning, placements
+from smsurgery.edits.tags import object_graph_unused_warning
 from smsurgery.inspect.check_graph import restored_names
 from smsurgery.inspect.restore_check import tf1_loader_warning
 
@@ -36,6 +37,9 @@ def show_warnings(
             f"{sets.count(tag_set)} meta graphs have tags [{tag_set_text(sorted(tag_set))}]: "
             "TensorFlow loads the first one and never the others"
         )
+    unused = object_graph_unused_warning(len(sets), meta.kind == "tf2")
+    if unused:
+        warnings.append(unused)
     if not graph:
         return warnings
     warnings += _checkpoint_warnings(model, meta)
