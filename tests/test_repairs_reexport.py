@@ -67,3 +67,56 @@ def test_tf1_export_has_nothing_to_reexport(tmp_path: Path) -> None:
     source = build_tf1(tmp_path / "m" / "1")
     assert_one_line_error(run_cli("reexport", source), "TF1 export", "nothing to re-export")
     assert sorted(p.name for p in source.parent.iterdir()) == ["1"]
+
+
+def _two_tag_sets(tmp_path: Path) -> Path:
+    """tf2_module with a second tag set (`tags add serve,gpu`): tf.saved_model.load then reads it the TF1 way."""
+    import shutil
+
+    shutil.copytree(FIXTURE_MODELS / "tf2_module", tmp_path / "src")
+    added = run_cli("tags", "add", tmp_path / "src", "serve,gpu", "--out", tmp_path / "m")
+    assert added.code == 0, added.stderr
+    assert "loads this model the TF1 way" in added.stderr
+    return tmp_path / "m" / "1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verify", [True, False], ids=["verified", "no-verify"])
+def test_reexport_keeps_a_second_tag_set_and_its_object_graph(tmp_path: Path, verify: bool) -> None:
+    from tests.repair_models import tf2_outputs
+
+    source = _two_tag_sets(tmp_path)
+    assert "loads this model the TF1 way" in run_cli("show", source).stderr
+    before = tree_digest(source)
+    feeds = {"a": np.ones((2, 3), np.float32), "b": np.full((2, 3), 2.0, np.float32)}
+    expected = tf2_outputs(FIXTURE_MODELS / "tf2_module" / "1", feeds)
+    result = run_cli("reexport", source, "--out", tmp_path / "new", *([] if verify else ["--no-verify"]))
+    assert result.code == 0, result.stderr
+    new = tmp_path / "new" / "1"
+    assert sorted(read(new).tag_sets) == [("serve",), ("serve", "gpu")]
+    for tags in (["serve"], ["serve", "gpu"]):  # each tag set runs under both loaders, values as the source's
+        for outputs in (_tf1_with(new, tags, feeds), tf2_outputs(new, feeds, tags)):
+            assert outputs.keys() == expected.keys()
+            for alias, value in expected.items():
+                np.testing.assert_allclose(outputs[alias], value, rtol=1e-6)
+    assert tree_digest(source) == before
+
+
+def _tf1_with(path: Path, tags: list[str], feeds: dict) -> dict:
+    from tests.repair_models import tf1_outputs
+
+    return tf1_outputs(path, tags, feeds)
+
+
+@pytest.mark.slow
+def test_reexport_refuses_meta_graphs_that_differ_unless_tags_pick_one(tmp_path: Path) -> None:
+    source = _two_tag_sets(tmp_path)
+    renamed = run_cli("signature", "rename", source.parent, "double", "twice", "--tags", "serve,gpu")
+    assert renamed.code == 0, renamed.stderr
+    differing = source.parent / "2"
+    assert_one_line_error(run_cli("reexport", differing, "--out", tmp_path / "new"), "differ", "--tags")
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+    picked = run_cli("reexport", differing, "--tags", "serve", "--out", tmp_path / "new")
+    assert picked.code == 0, picked.stderr
+    assert "not carried" in picked.stderr and "[serve,gpu]" in picked.stderr
+    assert read(tmp_path / "new" / "1").tag_sets == [("serve",)]
