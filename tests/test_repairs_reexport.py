@@ -120,3 +120,16 @@ def test_reexport_refuses_meta_graphs_that_differ_unless_tags_pick_one(tmp_path:
     assert picked.code == 0, picked.stderr
     assert "not carried" in picked.stderr and "[serve,gpu]" in picked.stderr
     assert read(tmp_path / "new" / "1").tag_sets == [("serve",)]
+
+
+@pytest.mark.slow
+def test_reexport_of_a_model_no_loader_can_load_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(FIXTURE_MODELS / "tf2_module", tmp_path / "bad")
+    shard = next((tmp_path / "bad" / "1" / "variables").glob("variables.data-*"))
+    shard.write_bytes(bytes(b ^ 0xFF for b in shard.read_bytes()))  # same size: only TensorFlow's checksums see it
+    result = run_cli("reexport", tmp_path / "bad", "--out", tmp_path / "new")
+    assert_one_line_error(result, "tf.saved_model.load failed", "checksum")
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["1"]
