@@ -13,8 +13,8 @@ from smsurgery.core.model import read
 from smsurgery.edits.draft import edit
 from smsurgery.edits.kinds import edit_from_json
 from smsurgery.edits.shapes import parse_dims
-from tests.conftest import assert_one_line_error, run_cli, tree_digest
-from tests.repair_models import X2, B, W, X, build_tf1, build_tf2, tf1_outputs, tf2_outputs
+from tests.conftest import REALMODELS, assert_one_line_error, run_cli, tree_digest
+from tests.repair_models import X2, B, W, X, build_tf1, build_tf2, make_writable, tf1_outputs, tf2_outputs
 
 
 def test_dims_parse_unknown_sizes() -> None:
@@ -70,3 +70,22 @@ def test_rank_change_is_refused(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("shape", "set", source, "x", "-1,3,1"), "rank 2")
     assert_one_line_error(run_cli("shape", "set", source, "nope", "--batch", "dynamic"), "nope")
     assert sorted(p.name for p in source.parent.iterdir()) == ["1"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REALMODELS / "saved_model_half_plus_two_tf2_cpu").is_dir(), reason="real models not present")
+def test_batch_dynamic_on_serving_s_tf2_half_plus_two_whose_input_is_fixed_at_1(model_copy) -> None:
+    """Serving's own TF2 test model declares x as [1]: its TF1 loader refuses batch 3 (tf.saved_model.load does
+    not); after the repair both loaders run it."""
+    base = make_writable(model_copy(REALMODELS / "saved_model_half_plus_two_tf2_cpu"))
+    source = next(p for p in base.iterdir() if p.name.isdigit())
+    three = np.array([1.0, 2.0, 3.0], np.float32)
+    with pytest.raises(Exception, match="Cannot feed value of shape"):
+        tf1_outputs(source, ["serve"], {"x": three})
+    result = run_cli("shape", "set", base, "x", "--batch", "dynamic", "--json")
+    assert result.code == 0, result.stderr
+    new = Path(json.loads(result.stdout)["path"])
+    assert read(new).meta_graph().signature("serving_default").input("x").shape == (-1,)
+    expected = three * 0.5 + 2.0
+    np.testing.assert_allclose(tf1_outputs(new, ["serve"], {"x": three})["y"], expected, rtol=1e-6)
+    np.testing.assert_allclose(tf2_outputs(new, {"x": three})["y"], expected, rtol=1e-6)
