@@ -133,3 +133,21 @@ def test_reexport_of_a_model_no_loader_can_load_is_one_line_and_writes_nothing(t
     assert_one_line_error(result, "tf.saved_model.load failed", "checksum")
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["1"]
+
+
+def _real_tf2_models() -> list[str]:
+    return [n for n in real_model_names() if read(REALMODELS / n).meta_graph().kind == "tf2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _real_tf2_models())
+def test_reexport_of_real_tf2_models_verifies_or_says_why_in_one_line(tmp_path: Path, name: str) -> None:
+    """Every real TF2 export re-exports with every signature verified under both loaders, unless
+    tf.saved_model.load itself cannot load it (a custom op, a Keras 2 optimizer): then one line, nothing written."""
+    result = run_cli("reexport", REALMODELS / name, "--out", tmp_path / "new", "--json")
+    if result.code == 0:
+        data = json.loads(result.stdout)
+        assert data["verified"] and data["signatures"] == read(REALMODELS / name).meta_graph().signature_keys()
+    else:
+        assert_one_line_error(result, "tf.saved_model.load failed")
+        assert not (tmp_path / "new").exists()
