@@ -10,13 +10,14 @@ one new version. `edit_from_json` reads the `signature apply` file format:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from smsurgery.core.errors import InternalError, InvalidEdit, listing
+from smsurgery.core.errors import InvalidEdit, listing
 from smsurgery.core.json_fields import wrong_field
+from smsurgery.core.registry import kind_registrar
 from smsurgery.edits import tags as tag_sets
 from smsurgery.edits.signatures import (
     EditReport,
@@ -58,25 +59,10 @@ class Edit:
 
 
 EDIT_TYPES: dict[str, type[Edit]] = {}  # op -> edit class, filled by @edit_kind
-EditClass = TypeVar("EditClass", bound=type[Edit])
-
-
-def edit_kind(op: str) -> Callable[[EditClass], EditClass]:
-    """Register an edit class under `op`, its name in JSON edit lists (`signature apply`, recipes).
-
-    Adding an edit kind is this decorator on a frozen dataclass with an
-    `apply(meta) -> EditReport`, the kinds of change it reports in
-    `smsurgery.edits.changes.ChangeKind`, and its CLI command.
-    """
-
-    def register(cls: EditClass) -> EditClass:
-        if op in EDIT_TYPES:
-            raise InternalError(f"edit op {op!r} is registered twice ({EDIT_TYPES[op].__name__}, {cls.__name__})")
-        cls.op = op
-        EDIT_TYPES[op] = cls
-        return cls
-
-    return register
+# @edit_kind(op): register an edit class under `op`, its name in JSON edit lists (`signature apply`,
+# recipes). Adding an edit kind is this decorator on a frozen dataclass with an `apply(meta) -> EditReport`,
+# the kinds of change it reports in `smsurgery.edits.changes.ChangeKind`, and its CLI command.
+edit_kind = kind_registrar(EDIT_TYPES, "edit")
 
 
 @edit_kind("add_signature")

@@ -18,13 +18,13 @@ second apply is a no-op here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from smsurgery.core.errors import InternalError, InvalidEdit
+from smsurgery.core.errors import InvalidEdit
 from smsurgery.core.model import MetaGraph, SavedModelFile
+from smsurgery.core.registry import kind_registrar
 from smsurgery.publishing.target import PublishTarget
 from smsurgery.storage.url import is_remote
 
@@ -72,19 +72,8 @@ def _where(path: str | Path) -> Path | str:
     return str(path) if is_remote(str(path)) else Path(path)
 
 
-ATTACH_TYPES: dict[str, type[Attachment]] = {}
-AttachmentClass = TypeVar("AttachmentClass", bound=type[Attachment])
-
-
-def attach_kind(op: str) -> Callable[[AttachmentClass], AttachmentClass]:
-    def register(cls: AttachmentClass) -> AttachmentClass:
-        if op in ATTACH_TYPES:
-            raise InternalError(f"attachment op {op!r} is registered twice")
-        cls.op = op
-        ATTACH_TYPES[op] = cls
-        return cls
-
-    return register
+ATTACH_TYPES: dict[str, type[Attachment]] = {}  # op -> attachment class, filled by @attach_kind
+attach_kind = kind_registrar(ATTACH_TYPES, "attachment")
 
 
 def _has_key(meta: MetaGraph, key: str) -> str | None:
