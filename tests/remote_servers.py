@@ -68,6 +68,31 @@ class MotoS3:
 
 
 @contextlib.contextmanager
+def moto_enforcing_iam(endpoint: str) -> Iterator[None]:
+    """moto checks every request's signature and IAM permissions meanwhile (it accepts anything otherwise).
+
+    moto's own switch (`INITIAL_NO_AUTH_ACTION_COUNT`), set on the running
+    server through its `/moto-api/reset-auth` endpoint: 0 requests without
+    authentication, then back to unlimited.
+    """
+
+    def reset(count: str) -> None:
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth",
+            data=count.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    reset("0")
+    try:
+        yield
+    finally:
+        reset("inf")
+
+
+@contextlib.contextmanager
 def moto_requests(log: Path) -> Iterator[list[dict]]:
     """The requests the in-process moto server received meanwhile (method, url, headers), from its recorder.
 
