@@ -15,12 +15,15 @@ a lazy one (`core.lazy_files`): the skim reads its small fields through
 block-cached range requests (`storage.ranged`), and the first reader that
 needs the whole file (the graph, a full parse, an edit) downloads it, once.
 
-Mirrors live in one temporary folder per process, removed at exit.
+Mirrors live in one temporary folder per process, removed at exit; the
+folder of a process that was killed is removed by the next one
+(`cache_owner`).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smsurgery.core import lazy_files
+from smsurgery.storage import cache_owner
 from smsurgery.storage.fs import filesystem, storage_errors
 from smsurgery.storage.ranged import RangedObject
 from smsurgery.storage.url import RemoteURL
@@ -72,10 +76,14 @@ _ROOT: list[Path] = []
 
 
 def cache_dir(kind: str) -> Path:
-    """A fresh folder in this process's cache (removed at exit)."""
+    """A fresh folder in this process's cache (removed at exit; a killed process's, by the next one)."""
     if not _ROOT:
-        _ROOT.append(Path(tempfile.mkdtemp(prefix="smsurgery-remote-")))
-        atexit.register(shutil.rmtree, _ROOT[0], True)
+        where = Path(tempfile.gettempdir())
+        cache_owner.clean_dead(where)
+        root = Path(tempfile.mkdtemp(prefix=f"{cache_owner.PREFIX}{os.getpid()}-", dir=where))
+        cache_owner.claim(root)
+        _ROOT.append(root)
+        atexit.register(shutil.rmtree, root, True)
     return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=_ROOT[0]))
 
 
