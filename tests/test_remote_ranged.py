@@ -37,7 +37,11 @@ def big_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
     saved = protos.SavedModel()
     saved.ParseFromString(pb.read_bytes())
     node = saved.meta_graphs[0].graph_def.node.add(name="frozen_weights", op="Const")
-    node.attr["value"].tensor.tensor_content = bytes(9 << 20)
+    node.attr["dtype"].type = 1  # DT_FLOAT: a constant TensorFlow loads
+    tensor = node.attr["value"].tensor
+    tensor.dtype = 1
+    tensor.tensor_shape.dim.add(size=(9 << 20) // 4)
+    tensor.tensor_content = bytes(9 << 20)
     pb.write_bytes(saved.SerializeToString())
     return base
 
@@ -106,3 +110,16 @@ def test_an_edit_of_a_big_remote_graph_writes_it_from_the_whole_file(store: Stor
     remote_pb.ParseFromString((published / "saved_model.pb").read_bytes())
     local_pb.ParseFromString((local / "2" / "saved_model.pb").read_bytes())
     assert remote_pb == local_pb and "renamed" in remote_pb.meta_graphs[0].signature_def
+
+
+@pytest.mark.slow
+def test_a_verified_edit_of_a_big_remote_graph_runs_it_with_tensorflow(store: Store, big_local: Path, tmp_path) -> None:
+    from smsurgery.edits.draft import edit
+    from smsurgery.edits.kinds import RenameSignature
+    from smsurgery.graph.session import load_session
+
+    url, _ = _uploaded(store, big_local)
+    result = edit(url, [RenameSignature("prediction", "renamed")])  # verified: both versions run in TensorFlow
+    assert result.verification is not None and result.verification.ok
+    with load_session(store.download(f"{url}/2", tmp_path / "2"), ["serve"]) as session:
+        assert "renamed" in session.meta_graph.signature_def
