@@ -30,7 +30,8 @@ class LazySource(Protocol):
 
 
 _LAZY: dict[Path, LazySource] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards the two maps, never held during a download
+_FETCHING: dict[Path, threading.Lock] = {}  # one per file: two threads never write one placeholder at once
 
 
 def _key(path: Path) -> Path:
@@ -62,9 +63,13 @@ def view(path: Path) -> Any | None:
 def ensure_whole(path: Path) -> None:
     """Make the file's bytes local before a reader opens it (no-op for an ordinary file)."""
     key = _key(path)
-    with _LOCK:  # held while fetching: two threads must not write the placeholder at once
-        source = _LAZY.get(key)
-        if source is None:
+    with _LOCK:
+        if key not in _LAZY:
             return
-        source.fetch()
-        _LAZY.pop(key, None)
+        fetching = _FETCHING.setdefault(key, threading.Lock())
+    with fetching:
+        with _LOCK:
+            source = _LAZY.get(key)  # None: another thread fetched it while this one waited
+        if source is not None:
+            source.fetch()
+            forget(path)

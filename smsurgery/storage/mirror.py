@@ -188,7 +188,7 @@ def materialize(folder: str | Path, progress: ProgressCallback | None = None) ->
         return 0
     moved = 0
     for relative in sorted(mirror.placeholders):
-        if relative == "saved_model.pb":
+        if lazy_files.is_lazy(Path(folder) / relative):
             lazy_files.ensure_whole(Path(folder) / relative)  # through the registry: it forgets the placeholder
             moved += mirror.sizes[relative]
         else:
