@@ -21,6 +21,13 @@ without it.
     python bench/remote.py --store gs      # fake-gcs-server (GCS), in memory
     python bench/remote.py --shards 8      # variables saved in 8 shards (TF's max shard size policy)
     python bench/remote.py --copy-threads 1  # the store's copies one after the other (default 8)
+    python bench/remote.py --graph-mb 256  # the show line's model: a graph of 256 MB (default 64)
+
+A last line reads a model whose graph is large (tf1_linear plus a
+--graph-mb constant) with `show` (no --graph): the bytes it fetched of
+saved_model.pb by ranged reads against the file's size, and its CPU time
+against the same `show` downloading the file whole (the behaviour for
+files under 1 MiB), in the same run.
 """
 
 from __future__ import annotations
@@ -113,6 +120,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["s3", "gs"], default="s3", help="moto (s3) or fake-gcs-server (gs)")
     parser.add_argument("--shards", type=int, default=1, help="variable shards (default 1)")
     parser.add_argument("--copy-threads", type=int, default=8, help="server-side copies at once (default 8)")
+    parser.add_argument("--graph-mb", type=int, default=64, help="MB of graph for the show line (default 64)")
     args = parser.parse_args()
     port = free_port()
     env = {
@@ -130,6 +138,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="smsurgery-bench-remote-") as work:
             bench(Path(work), args.mb, env, args.store, args.shards)
+            bench_show(Path(work), args.graph_mb, args.store)
     finally:
         server.terminate()
         server.wait(10)
@@ -189,6 +198,49 @@ def bench(work: Path, megabytes: int, env: dict[str, str], scheme: str, shards: 
           f"{env['BENCH_COPY_THREADS']} at once): {store_copy:.2f} s")  # fmt: skip
     client = ours - store_copy
     print(f"smsurgery without that wait: {client:.2f} s; speed-up without it: {naive / client:.1f}x")
+
+
+def bench_show(work: Path, megabytes: int, scheme: str) -> None:
+    """`show` of a model whose graph is `megabytes` of constants: what it fetched, against downloading it whole."""
+    import shutil
+
+    from smsurgery.core import protos
+    from smsurgery.storage import mirror
+    from smsurgery.storage.fs import filesystem
+    from smsurgery.storage.url import parse
+
+    local = work / "big_graph"
+    shutil.copytree(REPO / "fixtures" / "models" / "tf1_linear", local)
+    pb = next(local.glob("*/saved_model.pb"))
+    saved = protos.SavedModel()
+    saved.ParseFromString(pb.read_bytes())
+    node = saved.meta_graphs[0].graph_def.node.add(name="frozen_weights", op="Const")
+    node.attr["value"].tensor.tensor_content = bytes(megabytes << 20)
+    pb.write_bytes(saved.SerializeToString())
+    fs = filesystem(parse(f"{scheme}://bench/big")[0])
+    fs.put(str(local), "bench/big", recursive=True)
+    others = sum(p.stat().st_size for p in local.rglob("*") if p.is_file() and p.name != "saved_model.pb")
+    size = pb.stat().st_size
+    _show_cost(f"{scheme}://bench/big", others)  # warm-up: the describers' imports, paid by neither figure
+    ranged, fetched = _show_cost(f"{scheme}://bench/big", others)
+    mirror.RANGED_MIN_BYTES, saved_limit = size + 1, mirror.RANGED_MIN_BYTES  # the baseline: download it whole
+    try:
+        whole, whole_bytes = _show_cost(f"{scheme}://bench/big", others)
+    finally:
+        mirror.RANGED_MIN_BYTES = saved_limit
+    print(f"show of a {size / 1e6:.1f} MB saved_model.pb (graph not read): fetched {fetched / 1e3:.1f} kB of it "
+          f"by ranged reads ({fetched / size:.4%} of the file), {ranged:.3f} s CPU; downloading it whole: "
+          f"{whole_bytes / 1e6:.1f} MB, {whole:.3f} s CPU ({whole / max(ranged, 1e-6):.0f}x)")  # fmt: skip
+
+
+def _show_cost(url: str, others: int) -> tuple[float, int]:
+    """CPU seconds of `describe(url)` in this process, and the bytes of saved_model.pb it fetched."""
+    from smsurgery.inspect.describe import describe
+    from smsurgery.storage.mirror import TRANSFER
+
+    before, cpu = TRANSFER.downloaded, time.process_time()
+    describe(url)
+    return time.process_time() - cpu, TRANSFER.downloaded - before - others  # the small files come whole
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ client is mocked. Each test gets its own prefix in one shared bucket.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import socket
@@ -63,6 +65,51 @@ class MotoS3:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+@contextlib.contextmanager
+def moto_enforcing_iam(endpoint: str) -> Iterator[None]:
+    """moto checks every request's signature and IAM permissions meanwhile (it accepts anything otherwise).
+
+    moto's own switch (`INITIAL_NO_AUTH_ACTION_COUNT`), set on the running
+    server through its `/moto-api/reset-auth` endpoint: 0 requests without
+    authentication, then back to unlimited.
+    """
+
+    def reset(count: str) -> None:
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth",
+            data=count.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    reset("0")
+    try:
+        yield
+    finally:
+        reset("inf")
+
+
+@contextlib.contextmanager
+def moto_requests(log: Path) -> Iterator[list[dict]]:
+    """The requests the in-process moto server received meanwhile (method, url, headers), from its recorder.
+
+    The recorder is moto's own (`moto.moto_api.recorder`): it writes each
+    request it serves to a file, which is what the server saw on the wire.
+    """
+    from moto.moto_api import recorder
+
+    recorder._location = str(log)
+    recorder.reset_recording()
+    recorder.start_recording()
+    seen: list[dict] = []
+    try:
+        yield seen
+    finally:
+        recorder.stop_recording()
+        seen += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 class FakeGcs:

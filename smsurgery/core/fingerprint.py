@@ -18,7 +18,7 @@ from pathlib import Path
 
 from google.protobuf import message as pb_message
 
-from smsurgery.core import protos
+from smsurgery.core import lazy_files, protos
 
 MAX_HASHED_BYTES = 64 * 2**20
 _M = 0xFFFFFFFFFFFFFFFF
@@ -175,6 +175,7 @@ def fingerprint_problem(fingerprint: Path, saved_model: Path) -> str | None:
         return None
     if saved_model.stat().st_size > MAX_HASHED_BYTES:
         return None
+    lazy_files.ensure_whole(saved_model)  # the checksum needs every byte of a remote file read by ranges
     actual = fingerprint64(saved_model.read_bytes())
     if message.saved_model_checksum != actual:
         return (

@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf import message as pb_message
 from google.protobuf import text_format
 
-from smsurgery.core import protos
+from smsurgery.core import lazy_files, protos
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.core.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
 from smsurgery.core.layout import ModelRef
@@ -347,6 +347,7 @@ def parse_saved_model(path: Path) -> Any:
     """Parse `saved_model.pb` or `.pbtxt`; a clear error names the file."""
     saved_model = protos.SavedModel()
     try:
+        lazy_files.ensure_whole(path)  # a remote file the skim read by ranges: all of it now
         data = path.read_bytes()
     except PermissionError as error:
         raise CorruptModel(f"cannot read {path}: permission denied") from error

@@ -14,6 +14,11 @@ The walk also records where each field lies (`FieldSpan`), which is what
 `splice` needs to copy untouched fields byte for byte. Anything the walk
 does not understand (a group, a truncated length) returns None and the
 caller parses the whole file as before, so error messages do not change.
+
+The bytes come from a read-only mmap, or, for a remote `saved_model.pb`
+not downloaded yet, from a random-access view that fetches byte ranges
+(`core.lazy_files`): the same walk reads both. Whatever needs the graph
+asks `Skim.whole()` first, which downloads the file once and maps it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smsurgery.core import protos
+from smsurgery.core import lazy_files, protos
 
 META_GRAPHS = 2  # SavedModel.meta_graphs
 GRAPH_DEF = 2  # MetaGraphDef.graph_def
@@ -158,7 +163,7 @@ class Skim:
     """A `saved_model.pb` opened for reading: its layout, the small fields parsed, the graph on demand."""
 
     path: Path
-    data: mmap.mmap | bytes
+    data: Any  # an mmap, bytes, or a ranged view of a remote file (len, [i], [a:b])
     file_layout: FileLayout
     saved_model: Any  # a SavedModel whose meta graphs have no graph_def
 
@@ -166,14 +171,25 @@ class Skim:
         """Meta graph `position`'s GraphDef, parsed from the file (the caller caches it)."""
         graph = protos.graph_def_class()()
         meta = self.file_layout.meta_graphs[position]
+        data = self.whole()
         if len(meta.graph_spans) == 1:  # parse from the mapping itself: no copy of a 1 GB graph in bytes
             span = meta.graph_spans[0]
-            with memoryview(self.data) as whole, whole[span.body : span.end] as view:
+            with memoryview(data) as whole, whole[span.body : span.end] as view:
                 graph.ParseFromString(view)
         else:
-            graph.ParseFromString(graph_def_bytes(self.data, meta))
+            graph.ParseFromString(graph_def_bytes(data, meta))
         self.release()
         return graph
+
+    def whole(self) -> Any:
+        """The file's bytes, all of them local: a remote file read by ranges is downloaded first, once."""
+        if not isinstance(self.data, mmap.mmap | bytes):
+            lazy_files.ensure_whole(self.path)
+            mapped = _open(self.path)
+            if mapped is None:
+                raise ValueError(f"{self.path} cannot be mapped")
+            self.data = mapped
+        return self.data
 
     def release(self) -> None:
         """Drop the file's pages from this process's resident set (they stay in the page cache)."""
@@ -181,7 +197,10 @@ class Skim:
             self.data.madvise(mmap.MADV_DONTNEED)
 
 
-def _open(path: Path) -> mmap.mmap | bytes | None:
+def _open(path: Path) -> Any:
+    ranged = lazy_files.view(path)
+    if ranged is not None:
+        return ranged if len(ranged) else None
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, 2)

@@ -60,7 +60,7 @@ def count_nodes(skimmed: Skim, position: int) -> int:
 
 
 def _count_nodes(skimmed: Skim, position: int) -> int:
-    data, count = skimmed.data, 0
+    data, count = skimmed.whole(), 0  # every node's tag: a remote file read by ranges is downloaded first
     for span in skimmed.file_layout.meta_graphs[position].graph_spans:
         at, end = span.body, span.end
         while at < end:

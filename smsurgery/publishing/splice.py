@@ -117,6 +117,7 @@ def write_spliced(skimmed: Skim, edited: Any, target: Path) -> None:
     head = top.SerializeToString(deterministic=True)
     head_split = _split_before(head, META_GRAPHS)
     target.parent.mkdir(parents=True, exist_ok=True)
+    skimmed.whole()  # the graphs are copied from the file: a remote one read by ranges is downloaded now
     with open(skimmed.path, "rb") as source:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

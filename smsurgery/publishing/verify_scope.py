@@ -41,6 +41,7 @@ def same_graph_bytes(old: SavedModelFile, new: SavedModelFile, old_position: int
     spans_b = new.skimmed.file_layout.meta_graphs[new_position].graph_spans
     if [s.end - s.body for s in spans_a] != [s.end - s.body for s in spans_b]:
         return False
+    old.skimmed.whole(), new.skimmed.whole()  # remote files read by ranges: their bytes are compared here
     # pread, not the mmaps: mapped pages would count in this process's RSS while TensorFlow loads.
     with open(old.skimmed.path, "rb") as file_a, open(new.skimmed.path, "rb") as file_b:
         for span_a, span_b in zip(spans_a, spans_b, strict=True):

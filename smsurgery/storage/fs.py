@@ -83,12 +83,35 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+# S3 error codes for credentials the store does not accept (as opposed to a permission they lack).
+_REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+def _error_code(error: BaseException) -> str | None:
+    """The store's error code (`AccessDenied`, `InvalidAccessKeyId`) of a botocore error s3fs wrapped, if any."""
+    seen: BaseException | None = error
+    for _depth in range(4):
+        if seen is None:
+            return None
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            return str(response["Error"].get("Code") or "") or None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _why(error: BaseException, url: RemoteURL) -> tuple[str, str | None]:
     """What went wrong, and what to do, from an s3fs/gcsfs/botocore/aiohttp error."""
     name = type(error).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
         where = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile" if url.scheme == "s3" else "gcloud auth"
         return f"no credentials for {url.scheme}://", f"set them up as {where} (smsurgery reads none itself)"
+    code = _error_code(error)
+    if code in _REFUSED_CREDENTIALS:
+        return (
+            f"access denied to {url}: the store refused the credentials ({code})",
+            "the key or its secret is wrong or expired (smsurgery reads none itself: see docs/buckets.md)",
+        )
     if isinstance(error, PermissionError) or "AccessDenied" in str(error) or "Forbidden" in name:
         return f"access denied to {url}", "check the credentials' permissions on that bucket"
     if isinstance(error, FileNotFoundError):
