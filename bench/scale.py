@@ -17,6 +17,7 @@ passes --max-rss-gb is killed by the benchmark and reported as such.
     python bench/scale.py                         # 1mb and 20mb (quick)
     python bench/scale.py --sizes all             # every row; needs ~8 GB free per big row
     python bench/scale.py --sizes 200mb --workdir /tmp/scale
+    python bench/scale.py --sizes 200mb,1gb --only scan   # scan and saved_model_cli scan only
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ def wait_for_memory(needed_gb: float) -> None:
         time.sleep(30)
 
 
-def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
+def row(work: Path, name: str, limit_gb: float, only: str | None = None) -> dict[str, Usage]:
     base = build(work, name)
     source = base / "1"
     for leftover in [*base.glob("[2-9]"), work / "tf-route"]:
@@ -316,6 +317,8 @@ def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
         "one TF1 load of the new version": [sys.executable, "-c", TF1_LOAD, str(base / "2")],
         "verified rename": [*rename, "--version", "3"],
     }
+    if only is not None:  # a command and its baseline, e.g. "scan": scan and saved_model_cli scan
+        runs = {k: v for k, v in runs.items() if k.split()[0] == only or k.startswith(f"saved_model_cli {only}")}
     results = {}
     for label, command in runs.items():
         findings = "scan" in label or label == "diff"  # exit 1/3: findings or breaking changes, not failures
@@ -326,10 +329,14 @@ def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
     return results
 
 
-def ratio(baseline: Usage, ours: Usage, attribute: str = "cpu") -> str:
-    if ours.killed or baseline.killed:
+def ratio(baseline: Usage | None, ours: Usage | None, attribute: str = "cpu") -> str:
+    if ours is None or baseline is None or ours.killed or baseline.killed:
         return "—"
     return f"{getattr(baseline, attribute) / max(getattr(ours, attribute), 1e-3):.1f}x"
+
+
+def _cell(usage: Usage | None) -> str:
+    return "—" if usage is None else usage.cell()
 
 
 def report(table: dict[str, dict[str, Usage]]) -> None:
@@ -337,13 +344,13 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
     print("| model | show --json | diff | scan | rename --no-verify | verified rename |")
     print("|---|---|---|---|---|---|")
     for name, r in table.items():
-        cells = [r[k].cell() for k in ("show --json", "diff", "scan", "rename --no-verify", "verified rename")]
+        cells = [_cell(r.get(k)) for k in ("show --json", "diff", "scan", "rename --no-verify", "verified rename")]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     print("| model | saved_model_cli show --all | saved_model_cli scan | TF route | one TF1 load (new) |")
     print("|---|---|---|---|---|")
     for name, r in table.items():
-        cells = [r[k].cell() for k in
+        cells = [_cell(r.get(k)) for k in
                  ("saved_model_cli show --all", "saved_model_cli scan", "TF route (load + re-export)",
                   "one TF1 load of the new version")]  # fmt: skip
         print(f"| {name} | " + " | ".join(cells) + " |")
@@ -353,13 +360,15 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
     print("| model | show | diff | scan | rename --no-verify | verified rename / TF1 load (CPU, RSS) |")
     print("|---|---|---|---|---|---|")
     for name, r in table.items():
-        load, verified = r["one TF1 load of the new version"], r["verified rename"]
-        over = "—" if verified.killed else f"{verified.cpu / load.cpu:.2f}x, {verified.peak_mb / load.peak_mb:.2f}x"
+        load, verified = r.get("one TF1 load of the new version"), r.get("verified rename")
+        over = "—"
+        if load is not None and verified is not None and not verified.killed:
+            over = f"{verified.cpu / load.cpu:.2f}x, {verified.peak_mb / load.peak_mb:.2f}x"
         print(
-            f"| {name} | {ratio(r['saved_model_cli show --all'], r['show --json'])} "
-            f"| {ratio(r['saved_model_cli show --all'], r['diff'])} "
-            f"| {ratio(r['saved_model_cli scan'], r['scan'])} "
-            f"| {ratio(r['TF route (load + re-export)'], r['rename --no-verify'])} | {over} |"
+            f"| {name} | {ratio(r.get('saved_model_cli show --all'), r.get('show --json'))} "
+            f"| {ratio(r.get('saved_model_cli show --all'), r.get('diff'))} "
+            f"| {ratio(r.get('saved_model_cli scan'), r.get('scan'))} "
+            f"| {ratio(r.get('TF route (load + re-export)'), r.get('rename --no-verify'))} | {over} |"
         )
 
 
@@ -369,6 +378,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "smsurgery-scale"))
     parser.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a child past this RSS (default 12)")
     parser.add_argument("--min-available-gb", type=float, default=14.0, help="wait for this much before big rows")
+    parser.add_argument("--only", help="one command and its baseline: show, scan (e.g. --only scan)")
     parser.add_argument("--build-tf1", nargs=2, metavar=("VERSION_DIR", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_tf1:
@@ -385,7 +395,7 @@ def main() -> None:
     for name in names:
         if name in BIG:
             wait_for_memory(args.min_available_gb)
-        table[name] = row(work, name, args.max_rss_gb)
+        table[name] = row(work, name, args.max_rss_gb, args.only)
     report(table)
 
 
