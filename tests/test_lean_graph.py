@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smsurgery.core import protos
-from smsurgery.core.lean_graph import full_node, is_lean, lean_graph_class, lean_graph_def
+from smsurgery.core.lean_graph import full_function, full_node, is_lean, lean_graph_class, lean_graph_def
 from smsurgery.core.model import read
 from smsurgery.core.skim import graph_def_bytes
 from smsurgery.inspect.scan import scan, scan_model
@@ -74,7 +74,15 @@ def _assert_lean_equals_full(lean: Any, full: Any) -> None:
             list(full_node_def.input),
         )
         assert full_node(lean_node) == full_node_def
-    assert lean.library == full.library
+    lean_functions, full_functions = lean.library.function, full.library.function
+    assert len(lean_functions) == len(full_functions)
+    for lean_function, full_function_def in zip(lean_functions, full_functions, strict=True):
+        assert full_function(lean_function) == full_function_def
+        assert lean_function.signature == full_function_def.signature
+        assert dict(lean_function.attr) == dict(full_function_def.attr)
+        nodes = [full_node(node) for node in lean_function.node_def]
+        assert nodes == list(full_function_def.node_def)
+    assert list(lean.library.gradient) == list(full.library.gradient)
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.name for p in MODELS])
@@ -150,13 +158,43 @@ def test_wire_forms_round_trip_field_for_field(tmp_path: Path) -> None:
 
 
 def test_a_lean_graph_is_a_graph_def_for_the_walk() -> None:
-    """Names, ops, inputs and the real FunctionDefLibrary: what ScanGraph reads of a graph."""
+    """Names, ops, inputs; functions' signatures, attrs and bodies; gradients: what ScanGraph reads of a graph."""
     graph = lean_graph_class()()
     node = graph.node.add(name="a", op="PartitionedCall", input=["x", "^y"])
-    graph.library.function.add().signature.name = "f"
-    assert is_lean(node) and not is_lean(full_node(node))
-    assert full_node(node).name == "a"
-    assert graph.library.DESCRIPTOR.full_name == "tensorflow.FunctionDefLibrary"
+    function = graph.library.function.add()
+    function.signature.name = "f"
+    function.attr["api_implements"].s = b"lstm"
+    function.node_def.add(name="n", op="NoOp")
+    graph.library.gradient.add(function_name="f", gradient_func="g")
+    assert is_lean(node) and not is_lean(full_node(node)) and full_node(node).name == "a"
+    whole = full_function(function)
+    assert (whole.signature.name, whole.attr["api_implements"].s, whole.node_def[0].op) == ("f", b"lstm", "NoOp")
+    assert function.signature.DESCRIPTOR.full_name == "tensorflow.OpDef"
+
+
+def test_function_wire_forms_round_trip(tmp_path: Path) -> None:
+    """A function's ret, control_ret and arg_attr maps, unparsed by the lean parse, come back whole."""
+    function = protos.message_class("tensorflow/core/framework/function.proto", "tensorflow.FunctionDef")()
+    function.signature.name = "f"
+    function.signature.output_arg.add(name="out", type=1)
+    function.node_def.add(name="w", op="WriteFile", input=["a", "b"]).attr["T"].type = 1
+    function.ret["out"] = "w:0"
+    function.control_ret["c"] = "w"
+    function.arg_attr[0].attr["_shape"].s = b"x"
+    function.resource_arg_unique_id[0] = 3
+    library = _field(1, function.SerializeToString()) + _field(2, _field(1, b"f") + _field(2, b"f_grad"))
+    call = (
+        _field(1, b"y")
+        + _field(2, b"PartitionedCall")
+        + _field(3, b"x")
+        + _attr_entry("f", _field(10, _field(1, b"f")))
+    )
+    graph = _field(1, _field(1, b"x") + _field(2, b"Placeholder")) + _field(1, call) + _field(2, library)
+    version = _write(tmp_path, graph)
+    _assert_lean_equals_full(lean_graph_def(read(version).skimmed, 0), protos.graph_def_class().FromString(graph))
+    report = scan(version)
+    assert report == scan_model(read(version, full=True))
+    assert [f["node"] for f in report["meta_graphs"][0]["signatures"]["serving_default"]] == ["w"]
 
 
 _BROKEN_ATTR = _field(5, b"\x0a\x05A")  # an attr entry whose key claims 5 bytes and has 1

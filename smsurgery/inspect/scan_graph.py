@@ -169,7 +169,8 @@ class ScanGraph:
         info = self.info(function)
         if info.by_name is None:
             info.by_name = {node.name: node for node in self.functions[function].node_def}
-        return info.by_name.get(name)
+        node = info.by_name.get(name)
+        return None if node is None else full_node(node)
 
     def info(self, function: str) -> FunctionInfo:
         """The interesting nodes and callees of a function, computed once."""
@@ -177,8 +178,8 @@ class ScanGraph:
             return self._infos[function]
         fdef = self.functions[function]
         body = fdef.node_def
-        wanted = wanted_ops({node.op for node in body}, self.functions)
-        nodes = [node for node in body if node.op in wanted] if wanted else []
+        wanted = wanted_ops(set(map(attrgetter("op"), body)), self.functions)
+        nodes = [full_node(node) for node in body if node.op in wanted] if wanted else []
         callees: list[str] = []
         for node in nodes:
             for attr, callee in node_callees(node, self.functions):
