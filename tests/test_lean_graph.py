@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import message as pb_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smsurgery.core import protos
 from smsurgery.core.lean_graph import full_function, full_node, is_lean, lean_graph_class, lean_graph_def
+from smsurgery.core.lean_spans import split_graph_def
 from smsurgery.core.model import read
 from smsurgery.core.skim import graph_def_bytes
-from smsurgery.inspect.scan import scan, scan_model
+from smsurgery.inspect.scan import scan, scan_meta_graph, scan_model
 from tests.conftest import (
     FIXTURE_MODELS,
     REALMODELS,
@@ -125,6 +127,7 @@ def test_random_nests_scan_the_same_lean_and_full(tmp_path_factory: Any, placeme
     version.mkdir()
     (version / "saved_model.pb").write_bytes(model.SerializeToString(deterministic=True))
     assert scan(version) == scan_model(read(version, full=True))
+    _scan_split_equals_full(version)
 
 
 def _attr_entry(key: str, value: bytes) -> bytes:
@@ -218,3 +221,67 @@ def test_damage_in_a_node_scan_never_reads_is_not_seen(tmp_path: Path) -> None:
     report = scan(version)
     assert report["clean"] and report["count"] == 0
     assert_one_line_error(run_cli("show", version, "--ops"), "not a valid SavedModel")
+
+
+# ---- big nodes left in the file (core/lean_spans.py), with thresholds low enough for small models ----
+
+SPLITS = [{"big_graph": 0, "big_node": 0}, {"big_graph": 0, "big_node": 200}]
+
+
+def _split(version: Path, position: int = 0, **limits: int) -> Any:
+    graph = split_graph_def(read(version).skimmed, position, **limits)
+    assert graph is not None
+    return graph
+
+
+def _scan_split_equals_full(version: Path) -> None:
+    full = read(version, full=True)
+    for limits in SPLITS:
+        for position, meta in enumerate(full.proto.meta_graphs):
+            split = _split(version, position, **limits)
+            _assert_lean_equals_full(split, meta.graph_def)
+            assert scan_meta_graph(meta, graph_def=split).to_json() == scan_meta_graph(meta).to_json()
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.name for p in MODELS])
+def test_big_nodes_left_in_the_file_scan_as_the_full_parse(path: Path) -> None:
+    version = read(path).ref.version_dir
+    _scan_split_equals_full(version)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_evasion_case_scans_the_same_split(tmp_path: Path, case: ScanCase) -> None:
+    _scan_split_equals_full(make_scan_case(case, tmp_path))
+
+
+def test_split_wire_forms_and_refusals(tmp_path: Path) -> None:
+    """Odd wire forms as the full parse reads them; None (parse lean at once) when the walk cannot answer."""
+    big = _field(1, b"w") + _field(2, b"Const") + _attr_entry("value", _field(2, b"\x00" * 5000)) + _field(3, b"x")
+    graph = (
+        _field(1, _field(1, b"x") + _field(2, b"Placeholder"))
+        + b"\x08\x05"  # field 1 as a varint: unknown to protobuf, skipped by the walk
+        + _field(1, big + _field(1, b"renamed") + _field(99, b"?"))
+        + _field(4, b"\x08\x01")
+    )
+    version = _write(tmp_path, graph)
+    full = protos.graph_def_class().FromString(graph)
+    for limits in SPLITS:
+        split = _split(version, **limits)
+        _assert_lean_equals_full(split, full)
+        assert [type(node).__name__ for node in split.node][1] == "SpannedNode"
+    skimmed = read(version).skimmed
+    assert split_graph_def(skimmed, 0) is None  # small graph: parsed lean at once
+    assert split_graph_def(skimmed, 0, big_graph=0, max_fields=2) is None  # many fields: parsed lean at once
+    grouped = _write(tmp_path / "g", _field(1, _field(1, b"x") + _field(2, b"P")) + b"\x0b\x0c")  # a group
+    assert split_graph_def(read(grouped).skimmed, 0, big_graph=0) is None
+
+
+def test_damage_in_a_big_node_scan_reads_raises_for_the_full_parse(tmp_path: Path) -> None:
+    node = _field(1, b"w") + _field(2, b"WriteFile") + _field(3, b"x") + _field(3, b"x") + _BROKEN_ATTR
+    graph = _field(1, _field(1, b"x") + _field(2, b"Placeholder")) + _field(1, node)
+    version = _write(tmp_path, graph)
+    split = _split(version, big_graph=0, big_node=0)
+    with pytest.raises(pb_message.DecodeError):
+        full_node(split.node[1])
+    with pytest.raises(pb_message.DecodeError):  # scan_model then falls back to the full parse, which refuses
+        scan_meta_graph(read(version).skim.meta_graphs[0], graph_def=split)

@@ -27,6 +27,7 @@ DecodeError) only when `full_node` makes it whole.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -92,13 +93,45 @@ def lean_graph_class() -> type[Any]:
 
 
 @cache
-def _node_def_class() -> type[Any]:
+def node_def_class() -> type[Any]:
     return protos.message_class("tensorflow/core/framework/node_def.proto", "tensorflow.NodeDef")
 
 
 @cache
-def _lean_node_class() -> type[Any]:
+def lean_node_class() -> type[Any]:
     return message_factory.GetMessageClass(lean_graph_class().DESCRIPTOR.fields_by_name["node"].message_type)
+
+
+@cache
+def lean_library_class() -> type[Any]:
+    return message_factory.GetMessageClass(lean_graph_class().DESCRIPTOR.fields_by_name["library"].message_type)
+
+
+@dataclass
+class SpannedNode:
+    """A node left in the file (core/lean_spans.py): its name, op and inputs, and where its NodeDef lies."""
+
+    lean: Any  # a LeanNode of the node's name, op and input fields
+    data: Any  # the file's mapping
+    start: int
+    end: int
+
+    @property
+    def name(self) -> str:
+        return str(self.lean.name)
+
+    @property
+    def op(self) -> str:
+        return str(self.lean.op)
+
+    @property
+    def input(self) -> Any:
+        return self.lean.input
+
+    def whole(self) -> Any:
+        """The NodeDef, parsed from the mapping (DecodeError when its attributes are damaged)."""
+        with memoryview(self.data) as mapped, mapped[self.start : self.end] as view:
+            return node_def_class().FromString(view)
 
 
 @cache
@@ -110,7 +143,7 @@ def _function_classes() -> tuple[type[Any], type[Any]]:
 
 
 def is_lean(node: Any) -> bool:
-    return type(node) is _lean_node_class()
+    return type(node) is lean_node_class() or type(node) is SpannedNode
 
 
 def full_function(function: Any) -> Any:
@@ -124,9 +157,11 @@ def full_node(node: Any) -> Any:
 
     Raises protobuf's DecodeError when the node's attributes are damaged.
     """
-    if not is_lean(node):
+    if type(node) is SpannedNode:
+        return node.whole()
+    if type(node) is not lean_node_class():
         return node
-    return _node_def_class().FromString(node.SerializeToString())
+    return node_def_class().FromString(node.SerializeToString())
 
 
 def lean_graph_def(skimmed: Skim, position: int) -> Any:

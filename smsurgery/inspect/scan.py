@@ -32,6 +32,7 @@ from google.protobuf import message as pb_message
 
 from smsurgery.core.graphmodel import data_inputs
 from smsurgery.core.lean_graph import lean_graph_def
+from smsurgery.core.lean_spans import split_graph_def
 from smsurgery.core.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile, read
 from smsurgery.inspect.scan_assets import AssetTracer, asset_tensor_names
 from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph
@@ -257,13 +258,17 @@ def _scan_one(meta: MetaGraph, signature: str | None) -> MetaGraphScan:
 
     Each graph is parsed on its own: never the whole SavedModel at once. A
     lean parse skips what the walk never reads (the attributes of plain
-    nodes); damage it meets in a node it makes whole sends the scan to the
+    nodes), and a large graph of few nodes leaves its big ones (frozen
+    weights) in the file; damage it meets in a node it makes whole sends the scan to the
     full parse, which refuses the file with the error it always gave.
     """
     skimmed = meta.model.skimmed
     if skimmed is not None:
         try:
-            return scan_meta_graph(meta.skim, signature=signature, graph_def=lean_graph_def(skimmed, meta.position))
+            graph = split_graph_def(skimmed, meta.position)  # frozen weights stay in the file
+            if graph is None:
+                graph = lean_graph_def(skimmed, meta.position)
+            return scan_meta_graph(meta.skim, signature=signature, graph_def=graph)
         except (pb_message.DecodeError, RuntimeError, ValueError):
             pass  # the full parse below names the damage
     return scan_meta_graph(meta.skim, signature=signature, graph_def=meta.graph_def)
