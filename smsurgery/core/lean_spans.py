@@ -92,6 +92,14 @@ def _node(data: Any, span: FieldSpan, big_node: int) -> Any | None:
     return SpannedNode(lean_node.FromString(kept), data, span.body, span.end)
 
 
+def _library(data: Any, spans: list[FieldSpan]) -> Any:
+    """The library's occurrences parsed as one (as protobuf merges them), from the mapping when there is one."""
+    if len(spans) != 1:
+        return lean_library_class().FromString(b"".join(bytes(data[f.body : f.end]) for f in spans))
+    with memoryview(data) as mapped, mapped[spans[0].body : spans[0].end] as view:
+        return lean_library_class().FromString(view)
+
+
 def split_graph_def(
     skimmed: Skim, position: int, *, big_graph: int = BIG_GRAPH, big_node: int = BIG_NODE, max_fields: int = MAX_FIELDS
 ) -> SplitGraph | None:
@@ -106,7 +114,7 @@ def split_graph_def(
     fields = walk_fields(data, span.body, span.end, limit=max_fields)
     if fields is None:
         return None
-    graph, library = SplitGraph(), []
+    graph, library = SplitGraph(), []  # library: its FieldSpans
     for found in fields:
         if found.wire_type != _LEN:
             continue  # a mistyped node or library field: protobuf keeps it as unknown, and so do we
@@ -116,7 +124,7 @@ def split_graph_def(
                 return None
             graph.node.append(node)
         elif found.number == 2:
-            library.append(bytes(data[found.body : found.end]))
-    graph.library = lean_library_class().FromString(b"".join(library))
+            library.append(found)
+    graph.library = _library(data, library)
     skimmed.release()
     return graph
