@@ -274,6 +274,9 @@ def test_split_wire_forms_and_refusals(tmp_path: Path) -> None:
     assert split_graph_def(skimmed, 0, big_graph=0, max_fields=2) is None  # many fields: parsed lean at once
     grouped = _write(tmp_path / "g", _field(1, _field(1, b"x") + _field(2, b"P")) + b"\x0b\x0c")  # a group
     assert split_graph_def(read(grouped).skimmed, 0, big_graph=0) is None
+    too_big = _write(tmp_path / "n", _field(1, b"\x12\x01P") + _varint(1 << 32 | 2) + b"\x00")  # field 2**29
+    assert split_graph_def(read(too_big).skimmed, 0, big_graph=0) is None
+    assert_one_line_error(run_cli("scan", too_big), "not a valid SavedModel")
 
 
 def test_damage_in_a_big_node_scan_reads_raises_for_the_full_parse(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ BIG_GRAPH = 64 << 20  # graphs at most this big are parsed lean at once, whateve
 BIG_NODE = 1 << 20  # nodes bigger than this stay in the file
 MAX_FIELDS = 4096  # more top-level fields than this: a graph of many small nodes, parsed lean at once
 _LEN = 2
+_MAX_FIELD_NUMBER = (1 << 29) - 1  # protobuf refuses larger ones: so does the walk (the lean parse names it)
 _NODE_FIELDS = (1, 2, 3)  # NodeDef name, op, input: what a lean node holds
 
 
@@ -55,7 +56,7 @@ def walk_fields(data: Any, start: int, end: int, limit: int) -> list[FieldSpan] 
     position = start
     while position < end:
         tag = _varint(data, position, end)
-        if tag is None or tag[0] >> 3 == 0 or len(found) >= limit:
+        if tag is None or not 0 < tag[0] >> 3 <= _MAX_FIELD_NUMBER or len(found) >= limit:
             return None
         (key, body), wire_type = tag, tag[0] & 7
         if wire_type == 0:
