@@ -259,8 +259,9 @@ def _scan_one(meta: MetaGraph, signature: str | None) -> MetaGraphScan:
     Each graph is parsed on its own: never the whole SavedModel at once. A
     lean parse skips what the walk never reads (the attributes of plain
     nodes), and a large graph of few nodes leaves its big ones (frozen
-    weights) in the file; damage it meets in a node it makes whole sends the scan to the
-    full parse, which refuses the file with the error it always gave.
+    weights) in the file. Damage met on the way, or in a node made whole,
+    sends the scan to the full parse, which refuses the file with the error
+    it always gave.
     """
     skimmed = meta.model.skimmed
     if skimmed is not None:

@@ -101,8 +101,9 @@ class Hit:
 class ScanGraph:
     """One GraphDef (the model's, or one embedded in a tensor) and its function library.
 
-    `graph_def` may be a LeanGraph (core/lean_graph.py): the walk reads only
-    names, ops and inputs; nodes whose attributes matter are made whole.
+    `graph_def` may be a LeanGraph (core/lean_graph.py) or a SplitGraph
+    (core/lean_spans.py): the walk reads only names, ops and inputs; nodes
+    whose attributes matter are made whole (`full_node`).
     """
 
     graph_def: Any
