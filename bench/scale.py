@@ -17,6 +17,8 @@ passes --max-rss-gb is killed by the benchmark and reported as such.
     python bench/scale.py                         # 1mb and 20mb (quick)
     python bench/scale.py --sizes all             # every row; needs ~8 GB free per big row
     python bench/scale.py --sizes 200mb --workdir /tmp/scale
+    python bench/scale.py --sizes 200mb,1gb --only scan   # scan and saved_model_cli scan only
+    python bench/scale.py --sizes lib-200mb --only scan   # the 200mb nodes in one library function
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 ENV = child_env(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
 SIZES = {"1mb": 1 << 20, "20mb": 20 << 20, "200mb": 200 << 20, "1gb": 1 << 30, "tf2-1gb": 1 << 30}
+# Not in 'all' (a row for scan: what TF2 exports look like, the nodes in a library function); --sizes names it.
+EXTRA = {"lib-200mb": 200 << 20}
 QUICK = ("1mb", "20mb")
 BIG = ("200mb", "1gb", "tf2-1gb")
 
@@ -206,6 +210,23 @@ def build_tf1(version_dir: Path, size: int) -> None:
     partial.rename(version_dir / "saved_model.pb")
 
 
+def build_library(version_dir: Path, size: int) -> None:
+    """The 200mb chain as the body of library function `body`, which node `call` (the signature's) calls."""
+    from smsurgery.core import protos
+
+    per_pair = len(b"".join(_nodes_of_chain(10))) / 10
+    body = b"".join(_field(3, node) for node in _nodes_of_chain(max(1, int(size / per_pair))))
+    function = _field(1, _field(1, b"body")) + body  # FunctionDef {signature {name}, node_def...}
+    node_class = protos.message_class("tensorflow/core/framework/node_def.proto", "tensorflow.NodeDef")
+    call = node_class(name="y", op="StatefulPartitionedCall", input=["x"])
+    call.attr["f"].func.name = "body"
+    x = node_class(name="x", op="Placeholder")
+    graph = _field(1, x.SerializeToString()) + _field(1, call.SerializeToString()) + _field(2, _field(1, function))
+    meta = _field(2, graph) + _meta_graph_small_fields()
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (version_dir / "saved_model.pb").write_bytes(_varint(1 << 3 | 0) + _varint(1) + _field(2, meta))
+
+
 def build(work: Path, name: str) -> Path:
     """The model base for row `name`, built once and cached."""
     base = work / f"scale-{name}"
@@ -218,6 +239,8 @@ def build(work: Path, name: str) -> Path:
     # resident pages into the child's count before exec).
     if name == "tf2-1gb":
         measure([sys.executable, "-c", BUILD_TF2, str(version), str(SIZES[name])], limit_gb=20)
+    elif name in EXTRA:
+        measure([sys.executable, __file__, "--build-library", str(version), str(EXTRA[name])], limit_gb=20)
     else:
         measure([sys.executable, __file__, "--build-tf1", str(version), str(SIZES[name])], limit_gb=20)
     return base
@@ -297,7 +320,7 @@ def wait_for_memory(needed_gb: float) -> None:
         time.sleep(30)
 
 
-def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
+def row(work: Path, name: str, limit_gb: float, only: str | None = None) -> dict[str, Usage]:
     base = build(work, name)
     source = base / "1"
     for leftover in [*base.glob("[2-9]"), work / "tf-route"]:
@@ -316,6 +339,8 @@ def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
         "one TF1 load of the new version": [sys.executable, "-c", TF1_LOAD, str(base / "2")],
         "verified rename": [*rename, "--version", "3"],
     }
+    if only is not None:  # a command and its baseline, e.g. "scan": scan and saved_model_cli scan
+        runs = {k: v for k, v in runs.items() if k.split()[0] == only or k.startswith(f"saved_model_cli {only}")}
     results = {}
     for label, command in runs.items():
         findings = "scan" in label or label == "diff"  # exit 1/3: findings or breaking changes, not failures
@@ -326,10 +351,14 @@ def row(work: Path, name: str, limit_gb: float) -> dict[str, Usage]:
     return results
 
 
-def ratio(baseline: Usage, ours: Usage, attribute: str = "cpu") -> str:
-    if ours.killed or baseline.killed:
+def ratio(baseline: Usage | None, ours: Usage | None, attribute: str = "cpu") -> str:
+    if ours is None or baseline is None or ours.killed or baseline.killed:
         return "—"
     return f"{getattr(baseline, attribute) / max(getattr(ours, attribute), 1e-3):.1f}x"
+
+
+def _cell(usage: Usage | None) -> str:
+    return "—" if usage is None else usage.cell()
 
 
 def report(table: dict[str, dict[str, Usage]]) -> None:
@@ -337,13 +366,13 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
     print("| model | show --json | diff | scan | rename --no-verify | verified rename |")
     print("|---|---|---|---|---|---|")
     for name, r in table.items():
-        cells = [r[k].cell() for k in ("show --json", "diff", "scan", "rename --no-verify", "verified rename")]
+        cells = [_cell(r.get(k)) for k in ("show --json", "diff", "scan", "rename --no-verify", "verified rename")]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     print("| model | saved_model_cli show --all | saved_model_cli scan | TF route | one TF1 load (new) |")
     print("|---|---|---|---|---|")
     for name, r in table.items():
-        cells = [r[k].cell() for k in
+        cells = [_cell(r.get(k)) for k in
                  ("saved_model_cli show --all", "saved_model_cli scan", "TF route (load + re-export)",
                   "one TF1 load of the new version")]  # fmt: skip
         print(f"| {name} | " + " | ".join(cells) + " |")
@@ -353,39 +382,50 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
     print("| model | show | diff | scan | rename --no-verify | verified rename / TF1 load (CPU, RSS) |")
     print("|---|---|---|---|---|---|")
     for name, r in table.items():
-        load, verified = r["one TF1 load of the new version"], r["verified rename"]
-        over = "—" if verified.killed else f"{verified.cpu / load.cpu:.2f}x, {verified.peak_mb / load.peak_mb:.2f}x"
+        load, verified = r.get("one TF1 load of the new version"), r.get("verified rename")
+        over = "—"
+        if load is not None and verified is not None and not verified.killed:
+            over = f"{verified.cpu / load.cpu:.2f}x, {verified.peak_mb / load.peak_mb:.2f}x"
         print(
-            f"| {name} | {ratio(r['saved_model_cli show --all'], r['show --json'])} "
-            f"| {ratio(r['saved_model_cli show --all'], r['diff'])} "
-            f"| {ratio(r['saved_model_cli scan'], r['scan'])} "
-            f"| {ratio(r['TF route (load + re-export)'], r['rename --no-verify'])} | {over} |"
+            f"| {name} | {ratio(r.get('saved_model_cli show --all'), r.get('show --json'))} "
+            f"| {ratio(r.get('saved_model_cli show --all'), r.get('diff'))} "
+            f"| {ratio(r.get('saved_model_cli scan'), r.get('scan'))} "
+            f"| {ratio(r.get('TF route (load + re-export)'), r.get('rename --no-verify'))} | {over} |"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(QUICK), help=f"comma list of {', '.join(SIZES)}, or 'all'")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(QUICK),
+        help=f"comma list of {', '.join([*SIZES, *EXTRA])}, or 'all' (all but {', '.join(EXTRA)})",
+    )
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "smsurgery-scale"))
     parser.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a child past this RSS (default 12)")
     parser.add_argument("--min-available-gb", type=float, default=14.0, help="wait for this much before big rows")
+    parser.add_argument("--only", help="one command and its baseline: show, scan (e.g. --only scan)")
     parser.add_argument("--build-tf1", nargs=2, metavar=("VERSION_DIR", "BYTES"), help=argparse.SUPPRESS)
+    parser.add_argument("--build-library", nargs=2, metavar=("VERSION_DIR", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_tf1:
         build_tf1(Path(args.build_tf1[0]), int(args.build_tf1[1]))
         return
+    if args.build_library:
+        build_library(Path(args.build_library[0]), int(args.build_library[1]))
+        return
     names = list(SIZES) if args.sizes == "all" else [s.strip() for s in args.sizes.split(",")]
-    unknown = [n for n in names if n not in SIZES]
+    unknown = [n for n in names if n not in SIZES and n not in EXTRA]
     if unknown:
-        parser.error(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
+        parser.error(f"unknown size(s) {unknown}; choose from {[*SIZES, *EXTRA]}")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     warm(ENV)
     table = {}
     for name in names:
-        if name in BIG:
+        if name in BIG or name in EXTRA:
             wait_for_memory(args.min_available_gb)
-        table[name] = row(work, name, args.max_rss_gb)
+        table[name] = row(work, name, args.max_rss_gb, args.only)
     report(table)
 
 

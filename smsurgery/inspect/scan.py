@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import message as pb_message
+
 from smsurgery.core.graphmodel import data_inputs
+from smsurgery.core.lean_graph import lean_graph_def
+from smsurgery.core.lean_spans import split_graph_def
 from smsurgery.core.model import INIT_OP_SIGNATURE, MetaGraph, SavedModelFile, read
 from smsurgery.inspect.scan_assets import AssetTracer, asset_tensor_names
 from smsurgery.inspect.scan_graph import Hit, Key, ScanGraph
@@ -249,6 +253,28 @@ def scan_meta_graph(meta_graph: Any, *, signature: str | None = None, graph_def:
 SCAN_SCHEMA = "smsurgery.scan/1"
 
 
+def _scan_one(meta: MetaGraph, signature: str | None) -> MetaGraphScan:
+    """Scan one meta graph, its graph parsed lean from the file's mapping when the file was skimmed.
+
+    Each graph is parsed on its own: never the whole SavedModel at once. A
+    lean parse skips what the walk never reads (the attributes of plain
+    nodes), and a large graph of few nodes leaves its big ones (frozen
+    weights) in the file. Damage met on the way, or in a node made whole,
+    sends the scan to the full parse, which refuses the file with the error
+    it always gave.
+    """
+    skimmed = meta.model.skimmed
+    if skimmed is not None:
+        try:
+            graph = split_graph_def(skimmed, meta.position)  # frozen weights stay in the file
+            if graph is None:
+                graph = lean_graph_def(skimmed, meta.position)
+            return scan_meta_graph(meta.skim, signature=signature, graph_def=graph)
+        except (pb_message.DecodeError, RuntimeError, ValueError):
+            pass  # the full parse below names the damage
+    return scan_meta_graph(meta.skim, signature=signature, graph_def=meta.graph_def)
+
+
 def scan_model(
     model: SavedModelFile, *, tags: tuple[str, ...] | None = None, signature: str | None = None
 ) -> dict[str, Any]:
@@ -265,8 +291,7 @@ def scan_model(
         if signature is not None:
             meta.signature(signature)  # SignatureNotFound names the ones that exist
         metas = [meta]
-    # Each graph is parsed on its own from the file's mapping: never the whole SavedModel at once.
-    scans = [scan_meta_graph(meta.skim, signature=signature, graph_def=meta.graph_def) for meta in metas]
+    scans = [_scan_one(meta, signature) for meta in metas]
     ref = model.ref
     return {
         "schema": SCAN_SCHEMA,

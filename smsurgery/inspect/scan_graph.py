@@ -30,10 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import attrgetter
 from typing import Any
 
 from smsurgery.core import protos
 from smsurgery.core.graphmodel import attr_functions, data_inputs, node_of, parse_input
+from smsurgery.core.lean_graph import full_node
 from smsurgery.inspect.scan_ops import ATTR_JUDGED, DENYLIST, GRAPH_CARRIERS, TABLE_FROM_FILE
 from smsurgery.inspect.scan_registry import FUNC_ATTRS, PLAIN_OPS
 
@@ -96,7 +99,12 @@ class Hit:
 
 @dataclass
 class ScanGraph:
-    """One GraphDef (the model's, or one embedded in a tensor) and its function library."""
+    """One GraphDef (the model's, or one embedded in a tensor) and its function library.
+
+    `graph_def` may be a LeanGraph (core/lean_graph.py) or a SplitGraph
+    (core/lean_spans.py): the walk reads only names, ops and inputs; nodes
+    whose attributes matter are made whole (`full_node`).
+    """
 
     graph_def: Any
     embedded_in: str = ""
@@ -127,16 +135,14 @@ class ScanGraph:
             **(self.outer.gradients if self.outer else {}),
             **{g.function_name: g.gradient_func for g in library.gradient},
         }
-        # One pass over the nodes, judging each op type once: no list of a million node objects is
-        # built unless a walk needs one (a graph without interesting ops is never walked).
-        judged: dict[str, bool] = {}
-        for position, node in enumerate(self.graph_def.node):
-            op = node.op
-            wanted = judged.get(op)
-            if wanted is None:
-                wanted = judged[op] = is_wanted(op, self.functions)
-            if wanted:
-                self.interesting.append((position, node))
+        # The op census first, by C loops (no Python code per node); the positions of interesting nodes
+        # only when there is one: a graph without interesting ops is never walked, nor listed.
+        node_field = self.graph_def.node
+        wanted = wanted_ops(set(map(attrgetter("op"), node_field)), self.functions)
+        if wanted:
+            positions = compress(count(), map(wanted.__contains__, map(attrgetter("op"), node_field)))
+            # A lean graph's nodes are made whole (attributes parsed) only here, for the few that matter.
+            self.interesting = [(position, full_node(self.nodes[position])) for position in positions]
         for _position, node in self.interesting:
             for attr, callee in node_callees(node, self.functions):
                 self.callers.setdefault(callee, []).append((None, node, attr))
@@ -156,14 +162,16 @@ class ScanGraph:
         return self._index
 
     def main_node(self, name: str) -> Any | None:
+        """The graph's node of this name, whole (with its attributes), or None."""
         position = self.index.get(name)
-        return None if position is None else self.nodes[position]
+        return None if position is None else full_node(self.nodes[position])
 
     def function_node(self, function: str, name: str) -> Any | None:
         info = self.info(function)
         if info.by_name is None:
             info.by_name = {node.name: node for node in self.functions[function].node_def}
-        return info.by_name.get(name)
+        node = info.by_name.get(name)
+        return None if node is None else full_node(node)
 
     def info(self, function: str) -> FunctionInfo:
         """The interesting nodes and callees of a function, computed once."""
@@ -171,8 +179,8 @@ class ScanGraph:
             return self._infos[function]
         fdef = self.functions[function]
         body = fdef.node_def
-        wanted = wanted_ops({node.op for node in body}, self.functions)
-        nodes = [node for node in body if node.op in wanted] if wanted else []
+        wanted = wanted_ops(set(map(attrgetter("op"), body)), self.functions)
+        nodes = [full_node(node) for node in body if node.op in wanted] if wanted else []
         callees: list[str] = []
         for node in nodes:
             for attr, callee in node_callees(node, self.functions):
