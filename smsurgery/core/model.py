@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from smsurgery.core import protos
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.core.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
-from smsurgery.core.layout import ModelRef
+from smsurgery.core.layout import ModelRef, locate
 from smsurgery.core.skim import FileLayout, Skim, skim
 
 DEFAULT_TAGS = ("serve",)
@@ -377,9 +377,7 @@ def _first_line(error: Exception) -> str:
 
 def read(path: str | Path | ModelRef, version: int | None = None, *, full: bool = False) -> SavedModelFile:
     """Resolve what the user typed and skim its SavedModel file (`full`: parse all of it now)."""
-    from smsurgery.storage.locate import resolve  # local paths and s3:// / gs:// URLs alike
-
-    ref = path if isinstance(path, ModelRef) else resolve(path, version)
+    ref = path if isinstance(path, ModelRef) else locate(path, version)
     skimmed = None if full else skim(ref.saved_model_file)
     if skimmed is None:
         return SavedModelFile(ref, parse_saved_model(ref.saved_model_file))
