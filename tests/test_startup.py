@@ -8,8 +8,11 @@ to cost milliseconds of every call; these tests keep it off.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import FIXTURE_MODELS, REPO
 
@@ -44,3 +47,67 @@ def test_the_cheap_url_check_knows_the_schemes_storage_reads() -> None:
     assert set(REMOTE_SCHEMES) == set(SCHEMES)
     for text in ("s3://b/m", "gs://b/m@3", "s3:/b", "s3", "models/s3://x", "file://x", "", "gs://"):
         assert is_remote_text(text) == is_remote(text), text
+
+
+def test_local_show_json_and_diff_json_import_no_rich() -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (("show", "--json", model), ("diff", "--json", model, model)):
+        imported = _modules_after(*args)
+        assert not {m for m in imported if m == "rich" or m.startswith("rich.")}, args
+
+
+MESSAGES = [
+    "the graph (1.5 MB) was not read: placements and the warnings that need it were skipped; --graph reads it",
+    "tabs\there\tand\t\tthere, a bell \a, a backspace \b, a form feed \f, a vertical tab \v, a return \r.",
+    "two\nlines\n",
+    "",
+    "\n\n",
+    "wide 日本語 and émoji ✓ [bold]not markup[/bold] :smile: 'x:0'",
+    "\x1b[31mescape codes pass through\x1b[0m",
+    "a" * 3000,
+    "ends with spaces   ",
+    "\ttab first\n\tand again",
+]
+
+
+def test_plain_warnings_and_notes_are_what_rich_writes_to_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from smsurgery.cli import common
+
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(common, "err", common._LazyConsole(stderr=True))  # not built by an earlier test
+    for message in MESSAGES:
+        for function, rich_print in (
+            (common.warn, lambda c, m: c.print(f"warning: {m}", style="yellow")),
+            (common.note, lambda c, m: c.print(m, markup=False, highlight=False)),
+        ):
+            plain = io.StringIO()
+            monkeypatch.setattr(sys, "stderr", plain)
+            assert common._plain_stderr()
+            function(message)
+            drawn = io.StringIO()
+            console = Console(
+                file=drawn, highlight=False, soft_wrap=True, markup=False, emoji=False, width=common.PIPED_WIDTH
+            )
+            rich_print(console, message)
+            assert plain.getvalue() == drawn.getvalue(), (function.__name__, message)
+
+
+def test_a_terminal_or_forced_colour_still_goes_through_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smsurgery.cli import common
+
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.setattr(common, "err", common._LazyConsole(stderr=True))
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not common._plain_stderr()
+    monkeypatch.delenv("FORCE_COLOR")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert not common._plain_stderr()

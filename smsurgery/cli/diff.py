@@ -10,8 +10,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt, out, parse_tags, print_json
 from smsurgery.core.errors import SmsurgeryError
@@ -62,6 +60,9 @@ def diff_command(
 
 def render_diff(report: DiffReport) -> None:
     """One table per group: the model, each signature in key order, variables, files."""
+    from rich.table import Table  # here, not at the top: `diff --json` never draws a table
+    from rich.text import Text
+
     data = report.to_json()
     out.print(f"old: {_side_text(data['old'])}", style="bold")
     out.print(f"new: {_side_text(data['new'])}", style="bold")

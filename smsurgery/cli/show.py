@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from smsurgery.cli.common import (
     JsonOpt,
@@ -57,6 +56,8 @@ def show(
 
 
 def render_show(report: dict[str, Any]) -> None:
+    from rich.table import Table  # here, not at the top: `show --json` never draws a table
+
     where = report["path"]
     if report["version"] is not None:
         versions = ", ".join(str(v) for v in report["versions"])
