@@ -212,15 +212,6 @@ def is_remote_text(text: object) -> bool:
     return isinstance(text, str) and text.split("://", 1)[0] in REMOTE_SCHEMES and "://" in text
 
 
-def locate(text: str | Path, version: int | None = None) -> ModelRef:
-    """`resolve` for local paths; s3:// and gs:// URLs through `smsurgery.storage`, imported only for them."""
-    if is_remote_text(str(text)):
-        from smsurgery.storage.locate import resolve as resolve_remote
-
-        return resolve_remote(text, version)
-    return resolve(text, version)
-
-
 def _version_ref(folder: Path) -> ModelRef:
     """A bare version folder; if Serving reads its name as a version, its parent is the base."""
     number = parse_version_name(folder.name)

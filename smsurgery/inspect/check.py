@@ -23,11 +23,10 @@ from smsurgery.core.layout import (
     ModelRef,
     VersionListing,
     has_saved_model,
-    locate,
     scan_versions,
     split_version_suffix,
 )
-from smsurgery.core.model import DEFAULT_TAGS, MetaGraph, SavedModelFile, parse_saved_model, tag_set_text
+from smsurgery.core.model import DEFAULT_TAGS, MetaGraph, SavedModelFile, locate, parse_saved_model, tag_set_text
 from smsurgery.inspect.check_graph import (
     checkpoint_findings,
     device_findings,

@@ -21,7 +21,7 @@ from typing import Any
 
 from smsurgery.core.errors import SignatureNotFound, TagSetNotFound, VersionNotFound, listing
 from smsurgery.core.integrity import require_intact
-from smsurgery.core.layout import ModelRef, list_versions, locate
+from smsurgery.core.layout import ModelRef, list_versions
 from smsurgery.core.model import (
     DEFAULT_TAGS,
     INIT_OP_SIGNATURE,
@@ -29,6 +29,7 @@ from smsurgery.core.model import (
     SavedModelFile,
     SignatureView,
     TensorView,
+    locate,
     read,
     tag_set_text,
 )
