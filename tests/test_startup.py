@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,96 @@ def test_a_terminal_or_forced_colour_still_goes_through_rich(monkeypatch: pytest
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     assert not common._plain_stderr()
+
+
+def test_plain_show_and_diff_run_without_typer() -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (("show", "--json", model), ("diff", "--json", model, model), ("--debug", "show", model)):
+        imported = _modules_after(*args)
+        assert "typer" not in imported and "smsurgery.cli.commands" not in imported, args
+
+
+def _typer_command(name: str) -> Any:
+    import typer.main
+
+    from smsurgery.cli import commands
+
+    commands.register_commands([name])
+    group = typer.main.get_command(commands.app)
+    return group.commands[name]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["show", "diff"])
+def test_the_fast_path_agrees_with_the_typer_command(name: str) -> None:
+    import importlib
+    import inspect
+
+    from smsurgery.cli import fast
+
+    spec = fast.SPECS[name]
+    command = _typer_command(name)
+    function = getattr(importlib.import_module(spec.module), spec.function)
+    ours = {p.name: p.default for p in inspect.signature(function).parameters.values()}
+    theirs = {p.name: p.default for p in inspect.signature(command.callback).parameters.values()}
+    assert ours == theirs  # the same parameters, the same defaults
+    arguments = [p.name for p in command.params if p.param_type_name == "argument"]
+    assert tuple(arguments) == spec.arguments
+    assert sum(p.required for p in command.params if p.param_type_name == "argument") == spec.required
+    tokens = {}
+    for param in command.params:
+        if param.param_type_name != "option":
+            continue
+        for token in param.opts:
+            tokens[token] = param.name
+        for token in param.secondary_opts:
+            tokens[token] = param.name
+    assert {t: p for t, (p, _v) in spec.flags.items()} | {t: p for t, (p, _c) in spec.options.items()} == {
+        t: p for t, p in tokens.items() if t != "--help"
+    }
+    for token, (parameter, value) in spec.flags.items():
+        param = next(p for p in command.params if p.name == parameter)
+        assert param.is_flag and value == (token in param.opts), token
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "--help"],
+        ["show", "m", "--help"],
+        ["show"],
+        ["show", "a", "b"],
+        ["show", "m", "--bogus"],
+        ["show", "m", "--json", "--json"],
+        ["show", "m", "--json=1"],
+        ["show", "m", "--version", "x"],
+        ["show", "m", "--version"],
+        ["show", "m", "--tags", "-x"],
+        ["show", "-sdefault", "m"],
+        ["show", "-s=default", "m"],
+        ["show", "--", "m"],
+        ["show", "-", "m"],
+        ["show", "m", "--debug"],
+        ["--version"],
+        ["--debug", "--debug", "show", "m"],
+        ["diff"],
+        ["diff", "a", "b", "c"],
+        ["scan", "m"],
+        [],
+    ],
+)
+def test_calls_the_fast_path_does_not_fully_understand_go_to_typer(args: list[str]) -> None:
+    from smsurgery.cli import fast
+
+    assert fast.parse(args) is None
+
+
+def test_the_fast_path_reads_options_as_typer_does() -> None:
+    from smsurgery.cli import fast
+
+    parsed = fast.parse(["--debug", "show", "--version=3", "m", "-s", "k", "--no-graph", "--tags", ""])
+    assert parsed is not None
+    spec, values, debug = parsed
+    assert spec.function == "show_model" and debug
+    assert values == {"version": 3, "path": "m", "signature": "k", "graph": False, "tags": ""}
+    parsed = fast.parse(["diff", "a", "--format", "markdown", "b", "--deep"])
+    assert parsed is not None and parsed[1] == {"old": "a", "new": "b", "fmt": "markdown", "deep": True}

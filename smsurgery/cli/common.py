@@ -16,9 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -111,23 +109,17 @@ def stop_spinner() -> None:
         status.stop()
 
 
-PathArg = Annotated[
-    str,
-    typer.Argument(help="Model base, version folder, saved_model.pb, or BASE@VERSION.", show_default=False),
-]
-VersionOpt = Annotated[
-    int | None,
-    typer.Option("--version", help="Version number in a model base (default: the newest).", show_default=False),
-]
-TagsOpt = Annotated[
-    str | None,
-    typer.Option("--tags", help="Comma-separated tag set of the meta graph (default: serve).", show_default=False),
-]
-SignatureOpt = Annotated[
-    str | None,
-    typer.Option("--signature", "-s", help="Signature key.", show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+# The option aliases every command shares live in `options` (they are typer objects); they are
+# still importable from here, loaded on first use, so that this module imports no typer.
+_OPTION_ALIASES = ("PathArg", "VersionOpt", "TagsOpt", "SignatureOpt", "JsonOpt")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPTION_ALIASES:
+        from smsurgery.cli import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Options of every command that writes a new version. In these commands
