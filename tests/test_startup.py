@@ -205,3 +205,9 @@ def test_the_fast_path_reads_options_as_typer_does() -> None:
     assert values == {"version": 3, "path": "m", "signature": "k", "graph": False, "tags": ""}
     parsed = fast.parse(["diff", "a", "--format", "markdown", "b", "--deep"])
     assert parsed is not None and parsed[1] == {"old": "a", "new": "b", "fmt": "markdown", "deep": True}
+
+
+def test_show_of_a_tf1_export_builds_no_graph_model() -> None:
+    imported = _modules_after("show", "--json", str(FIXTURE_MODELS / "tf1_linear"))
+    assert "smsurgery.inspect.restore_check" in imported  # the warnings ran
+    assert "smsurgery.core.graphmodel" not in imported

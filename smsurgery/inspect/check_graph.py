@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY
-from smsurgery.core.graphmodel import node_of
 from smsurgery.core.model import MetaGraph, SavedModelFile
+from smsurgery.core.names import node_of
 from smsurgery.core.oplist import OpList
 from smsurgery.inspect.findings import Finding, finding
 from smsurgery.inspect.restore_check import unrestored_variables
