@@ -176,15 +176,13 @@ def device_findings(meta: MetaGraph, path: str) -> list[Finding]:
 
 def restored_names(meta: MetaGraph) -> set[str] | None:
     """Checkpoint keys the graph's restore ops read (None: the graph restores nothing)."""
-    consts: dict[tuple[str | None, str], Any] = {}
-    restores = []
-    for function, node in _scopes(meta):
-        if node.op == "Const":
-            consts[(function, node.name)] = node
-        elif node.op in _RESTORE_OPS and len(node.input) > 1:
-            restores.append((function, node))
-    if not restores:
+    restores = [(f, node) for f, node in _scopes(meta) if node.op in _RESTORE_OPS and len(node.input) > 1]
+    if not restores:  # most graphs `show` reads: one pass over the ops, no Const kept
         return None
+    wanted = {(function, node_of(node.input[1])) for function, node in restores}
+    consts: dict[tuple[str | None, str], Any] = {
+        (f, node.name): node for f, node in _scopes(meta) if node.op == "Const" and (f, node.name) in wanted
+    }
     names: set[str] = set()
     for function, node in restores:
         source = consts.get((function, node_of(node.input[1])))
