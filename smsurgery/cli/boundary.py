@@ -24,6 +24,7 @@ from typing import Any
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 PUBLISHED_BUT_UNREPORTED = 4  # exit status: the version is there, the report of it is not
+STATE = {"debug": False}  # set by the `--debug` option of the typer app; read by `app.main`
 
 
 class Terminated(BaseException):

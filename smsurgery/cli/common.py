@@ -2,6 +2,11 @@
 
 Results go to stdout (a rich table, or JSON with `--json`); errors, warnings
 and progress go to stderr, so stdout stays parseable.
+
+rich is imported only when something is drawn with it: building a console
+costs ~20 ms of every call, which at small sizes is a fifth of `show --json`
+(issue 14). A warning or note on a stream that is not a terminal is written
+as the plain text rich would write there.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Piped output is not cut to 80 columns: a table read by a script or saved to
 # a file keeps whole tensor names (`StatefulPartitionedCall_1:0`, not `Stateful…`).
@@ -22,14 +27,61 @@ PIPED_WIDTH = 1000
 
 
 def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
     console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False, width=PIPED_WIDTH)
     return console
 
 
-out = _console(stderr=False)
-err = _console(stderr=True)
+class _LazyConsole:
+    """A rich Console built on first use, standing in for it everywhere (`out.print`, `console=err`)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._console is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = _console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+# What rich's Text drops from a string before printing it (rich.control.STRIP_CONTROL_CODES: BEL, BS, VT, FF, CR).
+_RICH_STRIPS = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+def _plain_stderr() -> bool:
+    """True when rich would write to stderr with no colour or terminal codes: not a terminal, not forced to be one.
+
+    Conservative: any variable that can make rich treat a stream as a terminal
+    (TTY_COMPATIBLE, FORCE_COLOR), a console already built, or a notebook or
+    IDLE shell calling `main` in-process sends the text through rich.
+    """
+    if err.built or "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:  # type: ignore[attr-defined]
+        return False
+    if "IPython" in sys.modules or "idlelib" in sys.modules:
+        return False
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return isatty is not None and not isatty()
+    except ValueError:  # a closed stream: rich calls it no terminal too
+        return True
+
+
+def _write_stderr(message: str) -> None:
+    """One message as rich's soft-wrapped, unstyled print writes it: control codes dropped, tabs expanded."""
+    lines = message.translate(_RICH_STRIPS).split("\n")
+    sys.stderr.write("\n".join(line.expandtabs(8) for line in lines) + "\n")
+    sys.stderr.flush()
 
 
 _spinners: list[Any] = []  # the active `working` status, so a progress bar can take its place
@@ -57,23 +109,17 @@ def stop_spinner() -> None:
         status.stop()
 
 
-PathArg = Annotated[
-    str,
-    typer.Argument(help="Model base, version folder, saved_model.pb, or BASE@VERSION.", show_default=False),
-]
-VersionOpt = Annotated[
-    int | None,
-    typer.Option("--version", help="Version number in a model base (default: the newest).", show_default=False),
-]
-TagsOpt = Annotated[
-    str | None,
-    typer.Option("--tags", help="Comma-separated tag set of the meta graph (default: serve).", show_default=False),
-]
-SignatureOpt = Annotated[
-    str | None,
-    typer.Option("--signature", "-s", help="Signature key.", show_default=False),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+# The option aliases every command shares live in `options` (they are typer objects); they are
+# still importable from here, loaded on first use, so that this module imports no typer.
+_OPTION_ALIASES = ("PathArg", "VersionOpt", "TagsOpt", "SignatureOpt", "JsonOpt")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPTION_ALIASES:
+        from smsurgery.cli import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Options of every command that writes a new version. In these commands
@@ -91,11 +137,17 @@ def print_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"warning: {message}", style="yellow")
+    if _plain_stderr():
+        _write_stderr(f"warning: {message}")
+    else:
+        err.print(f"warning: {message}", style="yellow")
 
 
 def note(message: str) -> None:
-    err.print(message, markup=False, highlight=False)
+    if _plain_stderr():
+        _write_stderr(message)
+    else:
+        err.print(message, markup=False, highlight=False)
 
 
 def tensor_location(tensor: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from smsurgery.core import node_outputs as node_types
 from smsurgery.core.errors import InvalidName
+from smsurgery.core.names import node_of as node_of  # re-exported; `names` holds it for light readers
 
 MAIN = ""  # the scope name of the main graph
 SCOPE_SEPARATOR = "::"
@@ -53,16 +54,6 @@ _MULTI_OUTPUT_ARGS = {
                          "reserve_space_3"),
     "FusedBatchNorm": ("y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"),
 }  # fmt: skip
-
-
-def node_of(reference: str) -> str:
-    """The node a tensor name or input entry names: `a:1`, `^a`, `a:out:0`, `x` -> `a`/`x`.
-
-    The lenient form, for readers that walk graphs they did not write
-    (show, check, scan, integrity): an odd name must not stop a report.
-    Edits parse strictly with `parse_input`.
-    """
-    return reference.lstrip("^").split(":", 1)[0]
 
 
 @dataclass(frozen=True)

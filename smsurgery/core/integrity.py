@@ -33,7 +33,7 @@ from typing import Any
 
 from smsurgery.core import protos
 from smsurgery.core.errors import CorruptModel, SmsurgeryError
-from smsurgery.core.graphmodel import node_of
+from smsurgery.core.names import node_of
 from smsurgery.core.user_files import special_kind
 
 ERROR = "error"

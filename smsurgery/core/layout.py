@@ -202,6 +202,16 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     return ModelRef(version_dir=version_dir, base=path, version=version)
 
 
+# The URL schemes `smsurgery.storage` reads (its `url.SCHEMES`; a test keeps the two equal). Checked
+# here so that a local path never imports the storage package (fsspec plumbing, ~8 ms of every read).
+REMOTE_SCHEMES = ("s3", "gs")
+
+
+def is_remote_text(text: object) -> bool:
+    """True for what `smsurgery.storage.url.is_remote` takes as a URL: `s3://...`, `gs://...`."""
+    return isinstance(text, str) and text.split("://", 1)[0] in REMOTE_SCHEMES and "://" in text
+
+
 def _version_ref(folder: Path) -> ModelRef:
     """A bare version folder; if Serving reads its name as a version, its parent is the base."""
     number = parse_version_name(folder.name)

@@ -19,7 +19,8 @@ from google.protobuf import text_format
 from smsurgery.core import lazy_files, protos
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY, IndexEntry, read_index
 from smsurgery.core.errors import CorruptModel, SignatureNotFound, TagSetNotFound, listing
-from smsurgery.core.layout import ModelRef
+from smsurgery.core.layout import ModelRef, is_remote_text
+from smsurgery.core.layout import resolve as resolve_local
 from smsurgery.core.skim import FileLayout, Skim, skim
 
 DEFAULT_TAGS = ("serve",)
@@ -376,11 +377,18 @@ def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+def locate(text: str | Path, version: int | None = None) -> ModelRef:
+    """`layout.resolve` for local paths; s3:// and gs:// URLs through `smsurgery.storage`, imported only for them."""
+    if is_remote_text(str(text)):
+        from smsurgery.storage.locate import resolve as resolve_remote
+
+        return resolve_remote(text, version)
+    return resolve_local(text, version)
+
+
 def read(path: str | Path | ModelRef, version: int | None = None, *, full: bool = False) -> SavedModelFile:
     """Resolve what the user typed and skim its SavedModel file (`full`: parse all of it now)."""
-    from smsurgery.storage.locate import resolve  # local paths and s3:// / gs:// URLs alike
-
-    ref = path if isinstance(path, ModelRef) else resolve(path, version)
+    ref = path if isinstance(path, ModelRef) else locate(path, version)
     skimmed = None if full else skim(ref.saved_model_file)
     if skimmed is None:
         return SavedModelFile(ref, parse_saved_model(ref.saved_model_file))

@@ -138,7 +138,10 @@ def _object_devices(meta: Any) -> Iterator[Any]:
 
 def placements(meta: Any) -> dict[str, int]:
     """Nodes per requested device (main graph and functions); unplaced nodes are not counted."""
-    counts: collections.Counter[str] = collections.Counter(n.device for _, n in node_defs(meta) if n.device)
+    graph = meta.graph_def  # the walk of node_defs, without its (scope, node) pairs: 10 k nodes per MB of graph
+    counts: collections.Counter[str] = collections.Counter(n.device for n in graph.node if n.device)
+    for function in graph.library.function:
+        counts.update(n.device for n in function.node_def if n.device)
     return dict(sorted(counts.items()))
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smsurgery.core.errors import InternalError, UnsupportedModel
-from smsurgery.core.graphmodel import node_of, parse_input
+from smsurgery.core.names import node_of
 
 SIGNATURE_MAP = "signature_map"
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
@@ -285,6 +285,8 @@ Remap = Callable[[str, int], "tuple[str, int | None]"]
 
 
 def _split(name: str) -> tuple[str, int]:
+    from smsurgery.core.graphmodel import parse_input  # here: show and check import this module, never _split
+
     read = parse_input(name, in_function=False, lenient=True)
     return read.node, read.index
 

@@ -26,7 +26,7 @@ from smsurgery.core.layout import (
     scan_versions,
     split_version_suffix,
 )
-from smsurgery.core.model import DEFAULT_TAGS, MetaGraph, SavedModelFile, parse_saved_model, tag_set_text
+from smsurgery.core.model import DEFAULT_TAGS, MetaGraph, SavedModelFile, locate, parse_saved_model, tag_set_text
 from smsurgery.inspect.check_graph import (
     checkpoint_findings,
     device_findings,
@@ -41,7 +41,6 @@ from smsurgery.inspect.check_warmup import warmup_findings
 from smsurgery.inspect.findings import Finding, counts, exit_status, finding
 from smsurgery.inspect.scan import scan_meta_graph
 from smsurgery.serving.batching import batchability_findings, parameter_findings, parse_batching_file
-from smsurgery.storage.locate import resolve
 
 CHECK_SCHEMA = "smsurgery.check/1"
 FINGERPRINT = "fingerprint.pb"
@@ -137,7 +136,7 @@ def _locate(path: str | Path) -> tuple[ModelRef | None, VersionListing | None]:
         if listing.newest is None:
             return None, listing
         return ModelRef(version_dir=listing.versions[listing.newest], base=folder, version=listing.newest), listing
-    ref = resolve(path)
+    ref = locate(path)
     listing = scan_versions(ref.base) if ref.base is not None else None
     return ref, listing
 

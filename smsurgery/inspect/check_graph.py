@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY
-from smsurgery.core.graphmodel import node_of
 from smsurgery.core.model import MetaGraph, SavedModelFile
+from smsurgery.core.names import node_of
 from smsurgery.core.oplist import OpList
 from smsurgery.inspect.findings import Finding, finding
 from smsurgery.inspect.restore_check import unrestored_variables
@@ -39,9 +39,9 @@ _XLA_ATTRS = ("_XlaMustCompile", "_XlaCompile")
 
 def _scopes(meta: MetaGraph) -> Iterator[tuple[str | None, Any]]:
     """(function name or None, node) for every node of the graph and of every function."""
-    for node in meta.proto.graph_def.node:
+    for node in meta.graph_def.node:
         yield None, node
-    for function in meta.proto.graph_def.library.function:
+    for function in meta.graph_def.library.function:
         for node in function.node_def:
             yield function.signature.name, node
 
@@ -51,7 +51,7 @@ def _where(function: str | None, node: Any) -> str:
 
 
 def op_findings(meta: MetaGraph, target: OpList) -> list[Finding]:
-    functions = {f.signature.name for f in meta.proto.graph_def.library.function}
+    functions = {f.signature.name for f in meta.graph_def.library.function}
     missing: dict[str, list[str]] = collections.defaultdict(list)
     for function, node in _scopes(meta):
         if node.op not in target.ops and node.op not in functions:
@@ -73,7 +73,7 @@ def op_findings(meta: MetaGraph, target: OpList) -> list[Finding]:
 
 
 def graph_version_findings(meta: MetaGraph, target: OpList) -> list[Finding]:
-    versions = meta.proto.graph_def.versions
+    versions = meta.graph_def.versions
     subject = "graph versions"
     if versions.min_consumer > target.producer:
         return [
@@ -135,7 +135,7 @@ def size_findings(model: SavedModelFile, meta: MetaGraph) -> list[Finding]:
 
 def xla_findings(meta: MetaGraph) -> list[Finding]:
     found = []
-    for function in meta.proto.graph_def.library.function:
+    for function in meta.graph_def.library.function:
         if any(function.attr[a].b for a in _XLA_ATTRS if a in function.attr):
             found.append(
                 finding(
@@ -176,15 +176,13 @@ def device_findings(meta: MetaGraph, path: str) -> list[Finding]:
 
 def restored_names(meta: MetaGraph) -> set[str] | None:
     """Checkpoint keys the graph's restore ops read (None: the graph restores nothing)."""
-    consts: dict[tuple[str | None, str], Any] = {}
-    restores = []
-    for function, node in _scopes(meta):
-        if node.op == "Const":
-            consts[(function, node.name)] = node
-        elif node.op in _RESTORE_OPS and len(node.input) > 1:
-            restores.append((function, node))
-    if not restores:
+    restores = [(f, node) for f, node in _scopes(meta) if node.op in _RESTORE_OPS and len(node.input) > 1]
+    if not restores:  # most graphs `show` reads: one pass over the ops, no Const kept
         return None
+    wanted = {(function, node_of(node.input[1])) for function, node in restores}
+    consts: dict[tuple[str | None, str], Any] = {
+        (f, node.name): node for f, node in _scopes(meta) if node.op == "Const" and (f, node.name) in wanted
+    }
     names: set[str] = set()
     for function, node in restores:
         source = consts.get((function, node_of(node.input[1])))

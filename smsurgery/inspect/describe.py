@@ -52,6 +52,7 @@ def describe_model(
     ref = model.ref
     listing = scan_versions(ref.base) if ref.base is not None else None
     variables = model.variables()
+    placed = placements(meta) if read_graph else None
     result: dict[str, Any] = {
         "schema": SHOW_SCHEMA,
         "path": ref.location,
@@ -69,10 +70,10 @@ def describe_model(
         "assets_extra": [{"path": f.path, "bytes": f.bytes} for f in model.files_under("assets.extra")],
         "graph_bytes": size,
         "graph_read": read_graph,
-        "placements": placements(meta) if read_graph else None,
+        "placements": placed,
     }
     wanted = tags if tags is not None else DEFAULT_TAGS
-    result["warnings"] = show_warnings(model, meta, listing, wanted, graph=read_graph)
+    result["warnings"] = show_warnings(model, meta, listing, wanted, graph=read_graph, placed=placed)
     if ops:
         result["ops"] = meta.op_histogram()
     return result

@@ -29,6 +29,7 @@ from smsurgery.core.model import (
     SavedModelFile,
     SignatureView,
     TensorView,
+    locate,
     read,
     tag_set_text,
 )
@@ -44,7 +45,6 @@ from smsurgery.inspect.diff_changes import (
     summary,
 )
 from smsurgery.inspect.diff_deep import compare_files, compare_variables
-from smsurgery.storage.locate import resolve
 
 DIFF_SCHEMA = "smsurgery.diff/1"
 
@@ -111,8 +111,8 @@ def diff(
 def resolve_pair(old: str | Path, new: str | Path | None) -> tuple[ModelRef, ModelRef]:
     """Two sides as typed; with one, that version (default: the newest) and the one before it."""
     if new is not None:
-        return resolve(old), resolve(new)
-    newer = resolve(old)
+        return locate(old), locate(new)
+    newer = locate(old)
     if newer.base is None or newer.version is None:
         raise VersionNotFound(
             f"{newer} is a single version folder, not a model base; diff needs two versions",
@@ -126,7 +126,7 @@ def resolve_pair(old: str | Path, new: str | Path | None) -> tuple[ModelRef, Mod
             f"{newer.base_location} has {what}; diff BASE needs two versions",
             hint=f"versions: {listing(str(v) for v in versions)}",
         )
-    return resolve(newer.base_location, max(earlier)), newer
+    return locate(newer.base_location, max(earlier)), newer
 
 
 def compare_models(

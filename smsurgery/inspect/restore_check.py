@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsurgery.core.graphmodel import MAIN, GraphModel, node_of
+from smsurgery.core.names import node_of
 from smsurgery.edits import objectgraph
 
 INIT_OP_SIGNATURE = objectgraph.INIT_OP_SIGNATURE
@@ -30,6 +30,8 @@ def unrestored_variables(meta: Any) -> dict[str, list[str]]:
     """
     if not objectgraph.has_object_graph(meta) or not meta.saver_def.filename_tensor_name:
         return {}
+    from smsurgery.core.graphmodel import MAIN, GraphModel  # here: a TF1 export never needs the graph model
+
     model = GraphModel(meta, lenient=True)
     nodes = model.main.nodes
     handles = {

@@ -20,9 +20,18 @@ from smsurgery.inspect.restore_check import tf1_loader_warning
 
 
 def show_warnings(
-    model: SavedModelFile, meta: MetaGraph, listing: VersionListing | None, tags: tuple[str, ...], *, graph: bool = True
+    model: SavedModelFile,
+    meta: MetaGraph,
+    listing: VersionListing | None,
+    tags: tuple[str, ...],
+    *,
+    graph: bool = True,
+    placed: dict[str, int] | None = None,
 ) -> list[str]:
-    """The warnings; those that need the graph (checkpoint extras, GPU pins, the TF1 loader) only with `graph`."""
+    """The warnings; those that need the graph (checkpoint extras, GPU pins, the TF1 loader) only with `graph`.
+
+    `placed`: the graph's `placements`, when the caller counted them already (a walk of every node).
+    """
     warnings = _version_warnings(listing) if listing is not None else []
     sets = [frozenset(t) for t in model.tag_sets]
     if frozenset(tags) not in sets:
@@ -43,7 +52,7 @@ def show_warnings(
     if not graph:
         return warnings
     warnings += _checkpoint_warnings(model, meta)
-    pins = gpu_pin_warning(placements(meta))
+    pins = gpu_pin_warning(placements(meta) if placed is None else placed)
     if pins:
         warnings.append(pins)
     tf1_loader = tf1_loader_warning(meta.proto) if meta.kind == "tf2" else None

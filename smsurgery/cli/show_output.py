@@ -1,0 +1,94 @@
+"""What `smsurgery show` prints: the report as JSON or tables, its warnings and notes.
+
+Free of typer, so that `fast` can run a plain `show` without building the
+typer app; `show` declares the command's options and calls `show_model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smsurgery.cli.common import (
+    human_bytes,
+    note,
+    out,
+    parse_tags,
+    print_json,
+    tensor_location,
+    warn,
+)
+from smsurgery.core.model import shape_text
+from smsurgery.inspect.describe import describe
+
+
+def show_model(
+    path: str,
+    version: int | None = None,
+    tags: str | None = None,
+    signature: str | None = None,
+    ops: bool = False,
+    graph: bool | None = None,
+    as_json: bool = False,
+) -> None:
+    """`smsurgery show` with the values its options parsed to."""
+    report = describe(path, version=version, tags=parse_tags(tags), signature=signature, ops=ops, graph=graph)
+    if as_json:
+        print_json(report)
+    else:
+        render_show(report)
+    for message in report["warnings"]:
+        warn(message)
+    if not report["graph_read"] and graph is None:
+        note(
+            f"the graph ({human_bytes(report['graph_bytes'])}) was not read: placements and the warnings that need "
+            "it were skipped; --graph reads it"
+        )
+
+
+def render_show(report: dict[str, Any]) -> None:
+    from rich.table import Table  # here, not at the top: `show --json` never draws a table
+
+    where = report["path"]
+    if report["version"] is not None:
+        versions = ", ".join(str(v) for v in report["versions"])
+        where = f"{report['base']} version {report['version']} (versions: {versions})"
+    out.print(where, style="bold")
+    tag_sets = "; ".join("[" + ",".join(t) + "]" for t in report["tag_sets"])
+    out.print(
+        f"{report['kind'].upper()} export, meta graph [{','.join(report['tags'])}] "
+        f"(tag sets: {tag_sets}); default signature: {report['default_signature'] or 'none'}"
+    )
+    variables = report["variables"]
+    out.print(
+        f"variables: {variables['count']} ({human_bytes(variables['bytes'])})"
+        if variables["present"]
+        else "variables: none"
+    )
+    for key, signature in report["signatures"].items():
+        table = Table(title=f"signature '{key}'  {signature['method_name']}", title_justify="left")
+        for column in ("", "alias", "dtype", "shape", "tensor"):
+            table.add_column(column)
+        for direction in ("inputs", "outputs"):
+            for alias, tensor in signature[direction].items():
+                table.add_row(
+                    direction[:-1], alias, tensor["dtype"], shape_text(tensor["shape"]), tensor_location(tensor)
+                )
+        out.print(table)
+    if report.get("placements"):
+        pins = ", ".join(f"{device} ({count})" for device, count in report["placements"].items())
+        out.print(f"device placements (nodes): {pins}")
+    files = report["assets"] + report["assets_extra"]
+    if files:
+        table = Table(title="files", title_justify="left")
+        table.add_column("path")
+        table.add_column("size", justify="right")
+        for entry in files:
+            table.add_row(entry["path"], human_bytes(entry["bytes"]))
+        out.print(table)
+    if "ops" in report:
+        table = Table(title="ops", title_justify="left")
+        table.add_column("op")
+        table.add_column("count", justify="right")
+        for op, count in report["ops"].items():
+            table.add_row(op, str(count))
+        out.print(table)

@@ -1,0 +1,213 @@
+"""Start-up of the read commands: what `show`, `diff` and `request` do not import.
+
+At small sizes a read command is mostly Python starting and importing
+(issue 14: `show --json` must be 30x faster than `saved_model_cli show
+--all`, ~0.085 s of CPU). Each module kept off the path here was measured
+to cost milliseconds of every call; these tests keep it off.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURE_MODELS, REPO
+
+
+def _modules_after(*args: str) -> set[str]:
+    """The modules a whole `python -m smsurgery ARGS` process imported (it must succeed)."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['smsurgery', *{list(args)!r}]\n"
+        "try:\n    runpy.run_module('smsurgery', run_name='__main__')\n"
+        "except SystemExit as stop:\n    assert stop.code in (None, 0, 1), stop.code\n"
+        "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = [text for text in proc.stderr.splitlines() if text.startswith("MODULES ")][-1]
+    return set(line.split()[1:])
+
+
+def test_local_reads_do_not_import_the_storage_package() -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (("show", "--json", model), ("diff", model, model)):
+        imported = _modules_after(*args)
+        assert "smsurgery.core.model" in imported
+        assert not {m for m in imported if m.startswith("smsurgery.storage")}, args
+
+
+def test_the_cheap_url_check_knows_the_schemes_storage_reads() -> None:
+    from smsurgery.core.layout import REMOTE_SCHEMES, is_remote_text
+    from smsurgery.storage.url import SCHEMES, is_remote
+
+    assert set(REMOTE_SCHEMES) == set(SCHEMES)
+    for text in ("s3://b/m", "gs://b/m@3", "s3:/b", "s3", "models/s3://x", "file://x", "", "gs://"):
+        assert is_remote_text(text) == is_remote(text), text
+
+
+def test_local_show_json_and_diff_json_import_no_rich() -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (("show", "--json", model), ("diff", "--json", model, model)):
+        imported = _modules_after(*args)
+        assert not {m for m in imported if m == "rich" or m.startswith("rich.")}, args
+
+
+MESSAGES = [
+    "the graph (1.5 MB) was not read: placements and the warnings that need it were skipped; --graph reads it",
+    "tabs\there\tand\t\tthere, a bell \a, a backspace \b, a form feed \f, a vertical tab \v, a return \r.",
+    "two\nlines\n",
+    "",
+    "\n\n",
+    "wide 日本語 and émoji ✓ [bold]not markup[/bold] :smile: 'x:0'",
+    "\x1b[31mescape codes pass through\x1b[0m",
+    "a" * 3000,
+    "ends with spaces   ",
+    "\ttab first\n\tand again",
+]
+
+
+def test_plain_warnings_and_notes_are_what_rich_writes_to_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from smsurgery.cli import common
+
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(common, "err", common._LazyConsole(stderr=True))  # not built by an earlier test
+    for message in MESSAGES:
+        for function, rich_print in (
+            (common.warn, lambda c, m: c.print(f"warning: {m}", style="yellow")),
+            (common.note, lambda c, m: c.print(m, markup=False, highlight=False)),
+        ):
+            plain = io.StringIO()
+            monkeypatch.setattr(sys, "stderr", plain)
+            assert common._plain_stderr()
+            function(message)
+            drawn = io.StringIO()
+            console = Console(
+                file=drawn, highlight=False, soft_wrap=True, markup=False, emoji=False, width=common.PIPED_WIDTH
+            )
+            rich_print(console, message)
+            assert plain.getvalue() == drawn.getvalue(), (function.__name__, message)
+
+
+def test_a_terminal_or_forced_colour_still_goes_through_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smsurgery.cli import common
+
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.setattr(common, "err", common._LazyConsole(stderr=True))
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not common._plain_stderr()
+    monkeypatch.delenv("FORCE_COLOR")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert not common._plain_stderr()
+
+
+def test_plain_show_and_diff_run_without_typer() -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (("show", "--json", model), ("diff", "--json", model, model), ("--debug", "show", model)):
+        imported = _modules_after(*args)
+        assert "typer" not in imported and "smsurgery.cli.commands" not in imported, args
+
+
+def _typer_command(name: str) -> Any:
+    import typer.main
+
+    from smsurgery.cli import commands
+
+    commands.register_commands([name])
+    group = typer.main.get_command(commands.app)
+    return group.commands[name]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["show", "diff"])
+def test_the_fast_path_agrees_with_the_typer_command(name: str) -> None:
+    import importlib
+    import inspect
+
+    from smsurgery.cli import fast
+
+    spec = fast.SPECS[name]
+    command = _typer_command(name)
+    function = getattr(importlib.import_module(spec.module), spec.function)
+    ours = {p.name: p.default for p in inspect.signature(function).parameters.values()}
+    theirs = {p.name: p.default for p in inspect.signature(command.callback).parameters.values()}
+    assert ours == theirs  # the same parameters, the same defaults
+    arguments = [p.name for p in command.params if p.param_type_name == "argument"]
+    assert tuple(arguments) == spec.arguments
+    assert sum(p.required for p in command.params if p.param_type_name == "argument") == spec.required
+    tokens = {}
+    for param in command.params:
+        if param.param_type_name != "option":
+            continue
+        for token in param.opts:
+            tokens[token] = param.name
+        for token in param.secondary_opts:
+            tokens[token] = param.name
+    assert {t: p for t, (p, _v) in spec.flags.items()} | {t: p for t, (p, _c) in spec.options.items()} == {
+        t: p for t, p in tokens.items() if t != "--help"
+    }
+    for token, (parameter, value) in spec.flags.items():
+        param = next(p for p in command.params if p.name == parameter)
+        assert param.is_flag and value == (token in param.opts), token
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "--help"],
+        ["show", "m", "--help"],
+        ["show"],
+        ["show", "a", "b"],
+        ["show", "m", "--bogus"],
+        ["show", "m", "--json", "--json"],
+        ["show", "m", "--json=1"],
+        ["show", "m", "--version", "x"],
+        ["show", "m", "--version"],
+        ["show", "m", "--tags", "-x"],
+        ["show", "-sdefault", "m"],
+        ["show", "-s=default", "m"],
+        ["show", "--", "m"],
+        ["show", "-", "m"],
+        ["show", "m", "--debug"],
+        ["--version"],
+        ["--debug", "--debug", "show", "m"],
+        ["diff"],
+        ["diff", "a", "b", "c"],
+        ["scan", "m"],
+        [],
+    ],
+)
+def test_calls_the_fast_path_does_not_fully_understand_go_to_typer(args: list[str]) -> None:
+    from smsurgery.cli import fast
+
+    assert fast.parse(args) is None
+
+
+def test_the_fast_path_reads_options_as_typer_does() -> None:
+    from smsurgery.cli import fast
+
+    parsed = fast.parse(["--debug", "show", "--version=3", "m", "-s", "k", "--no-graph", "--tags", ""])
+    assert parsed is not None
+    spec, values, debug = parsed
+    assert spec.function == "show_model" and debug
+    assert values == {"version": 3, "path": "m", "signature": "k", "graph": False, "tags": ""}
+    parsed = fast.parse(["diff", "a", "--format", "markdown", "b", "--deep"])
+    assert parsed is not None and parsed[1] == {"old": "a", "new": "b", "fmt": "markdown", "deep": True}
+
+
+def test_show_of_a_tf1_export_builds_no_graph_model() -> None:
+    imported = _modules_after("show", "--json", str(FIXTURE_MODELS / "tf1_linear"))
+    assert "smsurgery.inspect.restore_check" in imported  # the warnings ran
+    assert "smsurgery.core.graphmodel" not in imported
