@@ -16,6 +16,7 @@ from pathlib import Path
 
 from smsurgery.core import protos
 from smsurgery.core.errors import CorruptModel
+from smsurgery.core.wire import read_varint
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48
@@ -35,19 +36,6 @@ class IndexEntry:
     crc32c: int
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _block(data: bytes, offset: int, size: int) -> bytes:
     end = offset + size
     if offset < 0 or end + _BLOCK_TRAILER > len(data):
@@ -62,7 +50,7 @@ def _block(data: bytes, offset: int, size: int) -> bytes:
 
 def snappy_decompress(data: bytes) -> bytes:
     """Raw Snappy (TensorFlow's default table compression), in pure Python."""
-    length, pos = _varint(data, 0)
+    length, pos = read_varint(data, 0)
     out = bytearray()
     while pos < len(data):
         tag = data[pos]
@@ -109,9 +97,9 @@ def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
     key = b""
     pos = 0
     while pos < limit:
-        shared, pos = _varint(block, pos)
-        non_shared, pos = _varint(block, pos)
-        value_length, pos = _varint(block, pos)
+        shared, pos = read_varint(block, pos)
+        non_shared, pos = read_varint(block, pos)
+        value_length, pos = read_varint(block, pos)
         if shared > len(key) or pos + non_shared + value_length > limit:
             raise ValueError("entry outside its block")
         key = key[:shared] + block[pos : pos + non_shared]
@@ -128,14 +116,14 @@ def _table_entries(data: bytes) -> list[tuple[bytes, bytes]]:
     if struct.unpack_from("<Q", footer, 40)[0] != _MAGIC:
         raise ValueError("bad table magic number")
     pos = 0
-    _meta_offset, pos = _varint(footer, pos)
-    _meta_size, pos = _varint(footer, pos)
-    index_offset, pos = _varint(footer, pos)
-    index_size, pos = _varint(footer, pos)
+    _meta_offset, pos = read_varint(footer, pos)
+    _meta_size, pos = read_varint(footer, pos)
+    index_offset, pos = read_varint(footer, pos)
+    index_size, pos = read_varint(footer, pos)
     entries: list[tuple[bytes, bytes]] = []
     for _last_key, handle in _block_entries(_block(data, index_offset, index_size)):
-        block_offset, hpos = _varint(handle, 0)
-        block_size, _ = _varint(handle, hpos)
+        block_offset, hpos = read_varint(handle, 0)
+        block_size, _ = read_varint(handle, hpos)
         entries.extend(_block_entries(_block(data, block_offset, block_size)))
     return entries
 

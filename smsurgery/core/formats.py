@@ -29,6 +29,7 @@ from smsurgery.core.checkpoint_index import OBJECT_GRAPH_KEY, read_index
 from smsurgery.core.errors import NotASavedModel, PathNotFound, listing
 from smsurgery.core.layout import SAVED_MODEL_FILES, has_saved_model, is_version_name
 from smsurgery.core.user_files import special_kind
+from smsurgery.core.wire import read_varint
 
 # Kinds that `convert` reads; every other kind is recognised only to be named.
 CHECKPOINT = "checkpoint"
@@ -389,25 +390,14 @@ def _looks_like_onnx(data: bytes) -> bool:
     pos, seen = 0, set()
     try:
         while pos < len(data):
-            key, pos = _varint(data, pos)
+            key, pos = read_varint(data, pos)
             field, wire = key >> 3, key & 7
             if _ONNX_FIELDS.get(field) != wire:
                 return False
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
             if wire == 2:
                 pos += value
             seen.add(field)
-    except IndexError:
+    except (IndexError, ValueError):
         return False
     return pos == len(data) and {1, 7} <= seen
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80 or shift > 63:
-            return result, pos
-        shift += 7

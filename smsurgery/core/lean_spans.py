@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsurgery.core.lean_graph import SpannedNode, lean_library_class, lean_node_class
-from smsurgery.core.skim import FieldSpan, Skim
+from smsurgery.core.skim import Skim
+from smsurgery.core.wire import FieldSpan, walk_fields
 
 BIG_GRAPH = 64 << 20  # graphs at most this big are parsed lean at once, whatever their nodes
 BIG_NODE = 1 << 20  # nodes bigger than this stay in the file
 MAX_FIELDS = 4096  # more top-level fields than this: a graph of many small nodes, parsed lean at once
 _LEN = 2
-_MAX_FIELD_NUMBER = (1 << 29) - 1  # protobuf refuses larger ones: so does the walk (the lean parse names it)
 _NODE_FIELDS = (1, 2, 3)  # NodeDef name, op, input: what a lean node holds
 
 
@@ -36,46 +36,6 @@ class SplitGraph:
 
     node: list[Any] = field(default_factory=list)
     library: Any = None
-
-
-def _varint(data: Any, position: int, end: int) -> tuple[int, int] | None:
-    result, shift = 0, 0
-    while position < end and shift < 64:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, position
-        shift += 7
-    return None
-
-
-def walk_fields(data: Any, start: int, end: int, limit: int) -> list[FieldSpan] | None:
-    """The fields between `start` and `end` (as core/skim.py walks them), None past `limit` or when not plain."""
-    found: list[FieldSpan] = []
-    position = start
-    while position < end:
-        tag = _varint(data, position, end)
-        if tag is None or not 0 < tag[0] >> 3 <= _MAX_FIELD_NUMBER or len(found) >= limit:
-            return None
-        (key, body), wire_type = tag, tag[0] & 7
-        if wire_type == 0:
-            value = _varint(data, body, end)
-            field_end = value[1] if value is not None else end + 1
-        elif wire_type in (1, 5):
-            field_end = body + (8 if wire_type == 1 else 4)
-        elif wire_type == _LEN:
-            length = _varint(data, body, end)
-            if length is None:
-                return None
-            body, field_end = length[1], length[1] + length[0]
-        else:  # groups and invalid wire types: leave them to protobuf
-            return None
-        if field_end > end:
-            return None
-        found.append(FieldSpan(key >> 3, wire_type, position, body, field_end))
-        position = field_end
-    return found
 
 
 def _node(data: Any, span: FieldSpan, big_node: int) -> Any | None:

@@ -26,6 +26,7 @@ from typing import Any
 from google.protobuf import descriptor_pool, message_factory
 
 from smsurgery.core.errors import InternalError, MissingDependency
+from smsurgery.core.wire import read_varint
 
 _POOL = descriptor_pool.DescriptorPool()
 _LOCK = threading.Lock()
@@ -107,17 +108,6 @@ def _parsed_descriptor(text: str, path: Path) -> bytes:
 _DEPENDENCY = 3 << 3 | 2  # FileDescriptorProto.dependency (repeated string) as its wire key
 
 
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    result, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, position
-        shift += 7
-
-
 def _dependencies(serialized: bytes) -> list[str]:
     """`FileDescriptorProto.dependency` read off the wire.
 
@@ -127,14 +117,14 @@ def _dependencies(serialized: bytes) -> list[str]:
     """
     found, position = [], 0
     while position < len(serialized):
-        key, position = _varint(serialized, position)
+        key, position = read_varint(serialized, position)
         wire_type = key & 7
         if wire_type == 0:
-            position = _varint(serialized, position)[1]
+            position = read_varint(serialized, position)[1]
         elif wire_type in (1, 5):
             position += 8 if wire_type == 1 else 4
         elif wire_type == 2:
-            length, position = _varint(serialized, position)
+            length, position = read_varint(serialized, position)
             if key == _DEPENDENCY:
                 found.append(serialized[position : position + length].decode("utf-8"))
             position += length

@@ -29,21 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.core import lazy_files, protos
+from smsurgery.core.wire import FieldSpan, walk_fields
 
 META_GRAPHS = 2  # SavedModel.meta_graphs
 GRAPH_DEF = 2  # MetaGraphDef.graph_def
 _LENGTH_DELIMITED = 2
-
-
-@dataclass(frozen=True)
-class FieldSpan:
-    """One field occurrence: `start`..`end` is tag + length + payload; payload starts at `body`."""
-
-    number: int
-    wire_type: int
-    start: int
-    body: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -71,54 +61,9 @@ class FileLayout:
     meta_graphs: tuple[MetaGraphLayout, ...]
 
 
-def _varint(data: Any, position: int, end: int) -> tuple[int, int] | None:
-    result, shift = 0, 0
-    while position < end and shift < 64:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, position
-        shift += 7
-    return None
-
-
-def _fields(data: Any, start: int, end: int) -> list[FieldSpan] | None:
-    """The fields between `start` and `end`, or None when the bytes are not a plain message."""
-    found: list[FieldSpan] = []
-    position = start
-    while position < end:
-        tag = _varint(data, position, end)
-        if tag is None or tag[0] >> 3 == 0:
-            return None
-        (key, body) = tag
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value = _varint(data, body, end)
-            if value is None:
-                return None
-            field_end = value[1]
-        elif wire_type == 1:
-            field_end = body + 8
-        elif wire_type == 5:
-            field_end = body + 4
-        elif wire_type == _LENGTH_DELIMITED:
-            length = _varint(data, body, end)
-            if length is None:
-                return None
-            body, field_end = length[1], length[1] + length[0]
-        else:  # groups (3, 4) and invalid wire types: leave them to protobuf
-            return None
-        if field_end > end:
-            return None
-        found.append(FieldSpan(number, wire_type, position, body, field_end))
-        position = field_end
-    return found
-
-
 def layout(data: Any) -> FileLayout | None:
     """Walk `SavedModel` and each `MetaGraphDef`; None when protobuf should judge the bytes."""
-    top = _fields(data, 0, len(data))
+    top = walk_fields(data, 0, len(data))
     if top is None:
         return None
     metas = []
@@ -126,7 +71,7 @@ def layout(data: Any) -> FileLayout | None:
         if span.number == META_GRAPHS:
             if span.wire_type != _LENGTH_DELIMITED:
                 return None
-            inner = _fields(data, span.body, span.end)
+            inner = walk_fields(data, span.body, span.end)
             if inner is None:
                 return None
             metas.append(MetaGraphLayout(span, tuple(inner)))

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smsurgery.core.errors import VerificationFailed
-from smsurgery.core.skim import Skim, _varint
+from smsurgery.core.skim import Skim
+from smsurgery.core.wire import varint
 
 TENSORFLOW_BYTES = 700 << 20
 BYTES_PER_NODE = 6_144
@@ -64,18 +65,18 @@ def _count_nodes(skimmed: Skim, position: int) -> int:
     for span in skimmed.file_layout.meta_graphs[position].graph_spans:
         at, end = span.body, span.end
         while at < end:
-            tag = _varint(data, at, end)
+            tag = varint(data, at, end)
             if tag is None:
                 return count
             key, at = tag
             wire_type = key & 7
             if wire_type == 2:
-                length = _varint(data, at, end)
+                length = varint(data, at, end)
                 if length is None:
                     return count
                 at = length[1] + length[0]
             elif wire_type == 0:
-                value = _varint(data, at, end)
+                value = varint(data, at, end)
                 at = end if value is None else value[1]
             else:
                 at += 8 if wire_type == 1 else 4

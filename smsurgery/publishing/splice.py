@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.core.errors import InternalError
-from smsurgery.core.skim import GRAPH_DEF, META_GRAPHS, FieldSpan, Skim, _fields, length_delimited
+from smsurgery.core.skim import GRAPH_DEF, META_GRAPHS, Skim, length_delimited
+from smsurgery.core.wire import FieldSpan, walk_fields
 from smsurgery.edits import objectgraph
 
 # Edits that never read or write graph_def, on any export.
@@ -82,7 +83,7 @@ def small_edit_problems(before: Any, after: Any) -> list[str]:
 
 def _split_before(serialized: bytes, number: int) -> int:
     """Offset of the first top-level field numbered above `number` (deterministic order is by number)."""
-    spans = _fields(serialized, 0, len(serialized))
+    spans = walk_fields(serialized, 0, len(serialized))
     if spans is None:
         raise InternalError("cannot walk a message protobuf just serialized")
     return next((s.start for s in spans if s.number > number), len(serialized))
