@@ -202,8 +202,9 @@ def resolve(text: str | Path, version: int | None = None) -> ModelRef:
     return ModelRef(version_dir=version_dir, base=path, version=version)
 
 
-# The URL schemes `smsurgery.storage` reads (its `url.SCHEMES`; a test keeps the two equal). Checked
-# here so that a local path never imports the storage package (fsspec plumbing, ~8 ms of every read).
+# The URL schemes `smsurgery.storage` reads (the keys of its `url.SCHEMES`; a test keeps them equal), and
+# the URL rule itself (`storage.url.is_remote` is this function): here so that a local path never imports
+# the storage package (fsspec plumbing, ~8 ms of every read).
 REMOTE_SCHEMES = ("s3", "gs")
 
 

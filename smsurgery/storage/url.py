@@ -11,15 +11,15 @@ import re
 from dataclasses import dataclass
 
 from smsurgery.core.errors import InvalidOption
+from smsurgery.core.layout import is_remote_text
 
 # The scheme the user types -> the extra that brings its fsspec file system.
 SCHEMES = {"s3": "s3", "gs": "gcs"}
 _AT_VERSION = re.compile(r"^(?P<url>.+)@(?P<version>\d+)$")
 
-
-def is_remote(text: object) -> bool:
-    """True for `s3://...` and `gs://...` (what every command accepts besides local paths)."""
-    return isinstance(text, str) and text.split("://", 1)[0] in SCHEMES and "://" in text
+# True for `s3://...` and `gs://...`: the one rule, kept in core.layout so that core tells a URL from a
+# local path without importing this package.
+is_remote = is_remote_text
 
 
 @dataclass(frozen=True)
