@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, out, parse_tags, print_json
+from smsurgery.cli.common import out, parse_tags, print_json
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.core.errors import SmsurgeryError
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}

@@ -109,19 +109,6 @@ def stop_spinner() -> None:
         status.stop()
 
 
-# The option aliases every command shares live in `options` (they are typer objects); they are
-# still importable from here, loaded on first use, so that this module imports no typer.
-_OPTION_ALIASES = ("PathArg", "VersionOpt", "TagsOpt", "SignatureOpt", "JsonOpt")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _OPTION_ALIASES:
-        from smsurgery.cli import options
-
-        return getattr(options, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # Options of every command that writes a new version. In these commands
 # `--version` names the version to WRITE; the source version is PATH@N.
 def parse_tags(tags: str | None) -> tuple[str, ...] | None:

@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from smsurgery.cli.check import SEVERITY_STYLES, FormatOpt, check_format, render_check
-from smsurgery.cli.common import JsonOpt, TagsOpt, note, out, parse_tags, print_json
+from smsurgery.cli.common import note, out, parse_tags, print_json
+from smsurgery.cli.options import JsonOpt, TagsOpt
 from smsurgery.core.errors import PublishError
 
 config_app = typer.Typer(help="Write or check a TensorFlow Serving models.config.", no_args_is_help=True)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, TagsOpt, out, parse_tags, print_json, working
+from smsurgery.cli.common import out, parse_tags, print_json, working
+from smsurgery.cli.options import JsonOpt, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.core.model import shape_text
 from smsurgery.publishing.target import PublishTarget

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, SignatureOpt, TagsOpt
 from smsurgery.cli.diff_output import diff_models
+from smsurgery.cli.options import JsonOpt, SignatureOpt, TagsOpt
 
 
 def diff_command(

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from smsurgery.cli.attach_report import print_report
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, note, out, parse_tags, working
+from smsurgery.cli.common import note, out, parse_tags, working
+from smsurgery.cli.options import JsonOpt, PathArg, SignatureOpt, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 

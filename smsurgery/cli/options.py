@@ -1,7 +1,7 @@
 """The arguments and options every command shares, as typer declares them.
 
 Kept apart from `common` so that the read commands' fast path (`fast`)
-runs without importing typer; `common` still hands these out on first use.
+runs without importing typer; the typer commands import them from here.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, err, note, out, print_json, warn
+from smsurgery.cli.common import err, note, out, print_json, warn
+from smsurgery.cli.options import JsonOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 

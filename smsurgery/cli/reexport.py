@@ -7,7 +7,8 @@ from typing import Any
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, note, out, parse_tags, print_json, warn
+from smsurgery.cli.common import note, out, parse_tags, print_json, warn
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.publishing.target import PublishTarget
 

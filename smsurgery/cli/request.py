@@ -12,17 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from smsurgery.cli.common import (
-    PathArg,
-    SignatureOpt,
-    TagsOpt,
-    VersionOpt,
-    note,
-    parse_tags,
-    print_json,
-    warn,
-    working,
-)
+from smsurgery.cli.common import note, parse_tags, print_json, warn, working
+from smsurgery.cli.options import PathArg, SignatureOpt, TagsOpt, VersionOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.core.errors import InvalidRequest, PathNotFound
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file

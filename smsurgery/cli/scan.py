@@ -11,7 +11,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt, err, out, parse_tags, print_json
+from smsurgery.cli.common import err, out, parse_tags, print_json
+from smsurgery.cli.options import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt
 from smsurgery.inspect.scan import scan as scan_path
 
 EXIT_FOUND = 3

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, parse_tags
+from smsurgery.cli.common import parse_tags
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import EditSignatureOpt, run_edits
 from smsurgery.core.errors import InvalidEdit

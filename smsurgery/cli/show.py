@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt
+from smsurgery.cli.options import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt
 from smsurgery.cli.show_output import show_model
 
 

@@ -12,20 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from smsurgery.cli.common import (
-    JsonOpt,
-    PathArg,
-    TagsOpt,
-    err,
-    human_bytes,
-    note,
-    out,
-    parse_tags,
-    print_json,
-    stop_spinner,
-    warn,
-    working,
-)
+from smsurgery.cli.common import err, human_bytes, note, out, parse_tags, print_json, stop_spinner, warn, working
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.core.errors import InvalidEdit
 from smsurgery.core.tensor_pairs import parse_tensor_pairs

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
 from smsurgery.cli.signature import run_edits
 from smsurgery.edits.kinds import AddTags, SetTags

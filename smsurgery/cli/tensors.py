@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from smsurgery.cli.common import JsonOpt, PathArg, TagsOpt, note, out, parse_tags, print_json
+from smsurgery.cli.common import note, out, parse_tags, print_json
+from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.core.model import shape_text
 from smsurgery.core.tensor_index import list_tensors
 
