@@ -21,12 +21,11 @@ from typing import Any
 
 from smsurgery.core.lean_graph import SpannedNode, lean_library_class, lean_node_class
 from smsurgery.core.skim import Skim
-from smsurgery.core.wire import FieldSpan, walk_fields
+from smsurgery.core.wire import LENGTH_DELIMITED, FieldSpan, walk_fields
 
 BIG_GRAPH = 64 << 20  # graphs at most this big are parsed lean at once, whatever their nodes
 BIG_NODE = 1 << 20  # nodes bigger than this stay in the file
 MAX_FIELDS = 4096  # more top-level fields than this: a graph of many small nodes, parsed lean at once
-_LEN = 2
 _NODE_FIELDS = (1, 2, 3)  # NodeDef name, op, input: what a lean node holds
 
 
@@ -48,7 +47,9 @@ def _node(data: Any, span: FieldSpan, big_node: int) -> Any | None:
         if inner is None:
             return None
         kept = b"".join(
-            bytes(mapped[f.start : f.end]) for f in inner if f.number in _NODE_FIELDS and f.wire_type == _LEN
+            bytes(mapped[f.start : f.end])
+            for f in inner
+            if f.number in _NODE_FIELDS and f.wire_type == LENGTH_DELIMITED
         )
     return SpannedNode(lean_node.FromString(kept), data, span.body, span.end)
 
@@ -77,7 +78,7 @@ def split_graph_def(
         return None
     graph, library = SplitGraph(), []  # library: its FieldSpans
     for found in fields:
-        if found.wire_type != _LEN:
+        if found.wire_type != LENGTH_DELIMITED:
             continue  # a mistyped node or library field: protobuf keeps it as unknown, and so do we
         if found.number == 1:
             node = _node(data, found, big_node)

@@ -26,7 +26,7 @@ from typing import Any
 from google.protobuf import descriptor_pool, message_factory
 
 from smsurgery.core.errors import InternalError, MissingDependency
-from smsurgery.core.wire import read_varint
+from smsurgery.core.wire import LENGTH_DELIMITED, walk_fields
 
 _POOL = descriptor_pool.DescriptorPool()
 _LOCK = threading.Lock()
@@ -105,7 +105,7 @@ def _parsed_descriptor(text: str, path: Path) -> bytes:
     raise InternalError(f"no AddSerializedFile literal in {path}")
 
 
-_DEPENDENCY = 3 << 3 | 2  # FileDescriptorProto.dependency (repeated string) as its wire key
+_DEPENDENCY = 3  # FileDescriptorProto.dependency (repeated string)
 
 
 def _dependencies(serialized: bytes) -> list[str]:
@@ -115,22 +115,14 @@ def _dependencies(serialized: bytes) -> list[str]:
     cost importing descriptor_pb2 (~3 ms of every command) and a parse of
     each file; the pool parses the bytes itself in `AddSerializedFile`.
     """
-    found, position = [], 0
-    while position < len(serialized):
-        key, position = read_varint(serialized, position)
-        wire_type = key & 7
-        if wire_type == 0:
-            position = read_varint(serialized, position)[1]
-        elif wire_type in (1, 5):
-            position += 8 if wire_type == 1 else 4
-        elif wire_type == 2:
-            length, position = read_varint(serialized, position)
-            if key == _DEPENDENCY:
-                found.append(serialized[position : position + length].decode("utf-8"))
-            position += length
-        else:
-            raise InternalError(f"unexpected wire type {wire_type} in a file descriptor")
-    return found
+    fields = walk_fields(serialized, 0, len(serialized))
+    if fields is None:
+        raise InternalError("a file descriptor that is not a plain message")
+    return [
+        serialized[f.body : f.end].decode("utf-8")
+        for f in fields
+        if f.number == _DEPENDENCY and f.wire_type == LENGTH_DELIMITED
+    ]
 
 
 def _add_file(proto_file: str) -> None:

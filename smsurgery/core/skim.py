@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from smsurgery.core import lazy_files, protos
-from smsurgery.core.wire import FieldSpan, walk_fields
+from smsurgery.core.wire import LENGTH_DELIMITED, FieldSpan, walk_fields
 
 META_GRAPHS = 2  # SavedModel.meta_graphs
 GRAPH_DEF = 2  # MetaGraphDef.graph_def
-_LENGTH_DELIMITED = 2
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class MetaGraphLayout:
 
     @property
     def graph_spans(self) -> tuple[FieldSpan, ...]:
-        return tuple(f for f in self.fields if f.number == GRAPH_DEF and f.wire_type == _LENGTH_DELIMITED)
+        return tuple(f for f in self.fields if f.number == GRAPH_DEF and f.wire_type == LENGTH_DELIMITED)
 
     @property
     def graph_bytes(self) -> int:
@@ -69,7 +68,7 @@ def layout(data: Any) -> FileLayout | None:
     metas = []
     for span in top:
         if span.number == META_GRAPHS:
-            if span.wire_type != _LENGTH_DELIMITED:
+            if span.wire_type != LENGTH_DELIMITED:
                 return None
             inner = walk_fields(data, span.body, span.end)
             if inner is None:
@@ -90,7 +89,7 @@ def _encode_varint(value: int) -> bytes:
 
 def length_delimited(number: int, payload_length: int) -> bytes:
     """The tag and length that precede a length-delimited field of `payload_length` bytes."""
-    return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(payload_length)
+    return _encode_varint(number << 3 | LENGTH_DELIMITED) + _encode_varint(payload_length)
 
 
 def small_meta_bytes(data: Any, meta: MetaGraphLayout) -> bytes:
