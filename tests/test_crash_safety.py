@@ -256,3 +256,32 @@ def test_a_signal_in_the_middle_of_a_copy_removes_the_staging_folder(
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines == [f"smsurgery: {words}"], lines
     assert sorted(p.name for p in base.iterdir()) == ["1"], "a staging folder or a version was left"
+
+
+def test_a_signal_that_a_library_turns_into_another_error_is_still_reported_as_the_signal(tmp_path: Path) -> None:
+    """CI saw it: SIGHUP inside TensorFlow's import became ImportError, then RuntimeError, then exit 1 with a traceback.
+
+    pybind11 reports any exception raised while its module initialises as
+    ImportError("initialization failed"), and TensorFlow's import shims turn
+    that into RuntimeError. Here a command's code does the same to the
+    `Terminated` our handler raises; the process must still say it was
+    terminated and exit 128 + N.
+    """
+    script = tmp_path / "convert_the_signal.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from smsurgery.cli import app, boundary, fast\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGHUP)\n"
+        "        signal.pthread_kill(signal.pthread_self(), 0)  # let the handler run here\n"
+        "    except BaseException as error:\n"
+        "        raise RuntimeError('Could not import original test/binary location') from error\n"
+        "    return True\n"
+        "fast.run = run\n"
+        "boundary.install_signal_handlers()\n"
+        "app.main(['show', 'anything'])\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGHUP, proc.stderr
+    assert proc.stderr.splitlines() == ["smsurgery: terminated by SIGHUP"], proc.stderr

@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
 
                 commands.register_commands(args)  # inside: a signal may arrive while the command's modules import
                 commands.app(args=args, prog_name="smsurgery")
+        except BaseException as error:
+            reported = boundary.as_termination(error)
+            if reported is error:
+                raise
+            raise reported from error
         finally:
             boundary.flush_stdout()
     except SmsurgeryError as error:

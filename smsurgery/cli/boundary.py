@@ -24,7 +24,7 @@ from typing import Any
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 PUBLISHED_BUT_UNREPORTED = 4  # exit status: the version is there, the report of it is not
-STATE = {"debug": False}  # set by the `--debug` option of the typer app; read by `app.main`
+STATE: dict[str, Any] = {"debug": False, "signal": None}  # debug: set by `--debug`; signal: the first one that arrived
 
 
 class Terminated(BaseException):
@@ -46,7 +46,23 @@ class StdoutFailed(BaseException):
 def _terminate(signum: int, _frame: Any) -> None:
     for other in (*HANDLED_SIGNALS, signal.SIGINT):
         signal.signal(other, signal.SIG_IGN)  # a second signal must not interrupt the cleanup
+    STATE["signal"] = signum
     raise Terminated(signum)
+
+
+def as_termination(error: BaseException) -> BaseException:
+    """The exception to report for `error`: `Terminated` if a signal arrived before it.
+
+    `Terminated` is raised wherever the main thread happens to be, and code we
+    do not own may turn it into something else on its way out: a pybind11
+    module being imported reports it as ImportError("initialization
+    failed"), and TensorFlow's import shims re-raise that as RuntimeError.
+    Whatever escapes after a signal is the signal's doing.
+    """
+    signum = STATE["signal"]
+    if signum is None or isinstance(error, Terminated) or (isinstance(error, SystemExit) and not error.code):
+        return error
+    return Terminated(signum)
 
 
 def install_signal_handlers() -> None:
