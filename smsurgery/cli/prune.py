@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from smsurgery.cli.common import out, parse_tags
+from smsurgery.cli.edit_output import run_edits
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.cli.signature import run_edits
 from smsurgery.edits.kinds import Prune
 from smsurgery.publishing.target import PublishTarget
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from smsurgery.publishing.target import PublishTarget
+from smsurgery.cli.edit_output import target_from_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,17 +66,6 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
         None,
     ),
 }
-
-
-def target_from_options(
-    new_version: int | None = None,
-    out_base: str | None = None,
-    copy: bool = False,
-    no_verify: bool = False,
-    rtol: float | None = None,
-    atol: float | None = None,
-) -> PublishTarget:
-    return PublishTarget(base=out_base, version=new_version, link=not copy, verify=not no_verify, rtol=rtol, atol=atol)
 
 
 def publish_options(command: F | None = None, *, omit: tuple[str, ...] = ()) -> Any:
