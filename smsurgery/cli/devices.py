@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.edit_output import run_edits
+from smsurgery.cli import edit_commands
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.edits.kinds import SetDevices, StripDevices
 from smsurgery.publishing.target import PublishTarget
 
 devices_app = typer.Typer(help="Clear or rewrite device placements.", no_args_is_help=True)
@@ -24,7 +23,7 @@ DeviceArg = Annotated[str, typer.Argument(help="A TensorFlow device: /device:CPU
 @publish_options
 def devices_strip(path: PathArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget) -> None:
     """Clear every device field (graph, every function, object-graph variables) so any server can place it."""
-    run_edits(path, [StripDevices()], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+    edit_commands.devices_strip(path, tags, as_json, target=target)
 
 
 @devices_app.command("set")
@@ -34,7 +33,7 @@ def devices_set(
     target: PublishTarget,
 ) -> None:  # fmt: skip
     """Place every node (or those whose device matches --match) on DEVICE."""
-    run_edits(path, [SetDevices(device, match)], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+    edit_commands.devices_set(path, device, match, tags, as_json, target=target)
 
 
 def register(app: typer.Typer) -> None:

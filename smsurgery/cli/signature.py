@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from smsurgery.cli import edit_commands
 from smsurgery.cli.common import note, out, parse_tags, print_json, working
 from smsurgery.cli.edit_output import run_edits
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
@@ -24,9 +25,6 @@ from smsurgery.edits.kinds import (
     AddSignature,
     Edit,
     RemoveOutput,
-    RemoveSignature,
-    RenameAlias,
-    RenameSignature,
     Repoint,
     SetDefault,
     edit_from_json,
@@ -59,12 +57,6 @@ def _tensor_or_layer(tensor: str | None, layer: str | None) -> str:
     if (tensor is None) == (layer is None):
         raise InvalidEdit("give either TENSOR or --layer NAME", hint="smsurgery tensors PATH lists both")
     return tensor if tensor is not None else f"layer:{layer}"
-
-
-def _side(as_input: bool, as_output: bool) -> str | None:
-    if as_input and as_output:
-        raise InvalidEdit("--input and --output exclude each other")
-    return "inputs" if as_input else "outputs" if as_output else None
 
 
 # --------------------------------------------------------------------------- signature
@@ -113,14 +105,7 @@ def signature_rename(
     target: PublishTarget,
 ) -> None:
     """Rename a signature (in signature_def and, for TF2 exports, in the object graph)."""
-    run_edits(
-        path,
-        [RenameSignature(old, new)],
-        tags=tags,
-        target=target,
-        drop_object_graph=drop_object_graph,
-        as_json=as_json,
-    )
+    edit_commands.signature_rename(path, old, new, tags, drop_object_graph, as_json, target=target)
 
 
 @signature_app.command("remove")
@@ -135,9 +120,7 @@ def signature_remove(
     target: PublishTarget,
 ) -> None:
     """Remove a signature (never the last one)."""
-    run_edits(
-        path, [RemoveSignature(key)], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json
-    )
+    edit_commands.signature_remove(path, key, tags, drop_object_graph, as_json, target=target)
 
 
 @signature_app.command("set-default")
@@ -214,8 +197,9 @@ def alias_rename(
     target: PublishTarget,
 ) -> None:
     """Rename an input or output of a signature (TF2: argument order permuted to match)."""
-    edit = RenameAlias(signature, old, new, side=_side(as_input, as_output))
-    run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
+    edit_commands.alias_rename(
+        path, old, new, signature, as_input, as_output, tags, drop_object_graph, as_json, target=target
+    )
 
 
 @alias_app.command("repoint")
@@ -235,7 +219,7 @@ def alias_repoint(
     target: PublishTarget,
 ) -> None:
     """Point an alias at another tensor of the same dtype (a shape change is a warning)."""
-    edit = Repoint(signature, alias, _tensor_or_layer(tensor, layer), side=_side(as_input, as_output))
+    edit = Repoint(signature, alias, _tensor_or_layer(tensor, layer), side=edit_commands.side(as_input, as_output))
     run_edits(path, [edit], tags=tags, target=target, drop_object_graph=drop_object_graph, as_json=as_json)
 
 

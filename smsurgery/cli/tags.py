@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from smsurgery.cli.edit_output import run_edits
+from smsurgery.cli import edit_commands
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.edits.kinds import AddTags, SetTags
 from smsurgery.publishing.target import PublishTarget
 
 tags_app = typer.Typer(help="Retag a meta graph for Serving, or add a tag set.", no_args_is_help=True)
@@ -18,17 +17,13 @@ NewTagsArg = Annotated[
 ]
 
 
-def _new_tags(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",")) if text else ()
-
-
 @tags_app.command("set")
 @publish_options
 def tags_set(
     path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
 ) -> None:
     """Replace the tag set of a meta graph (--tags OLD; default: serve, or the only one)."""
-    run_edits(path, [SetTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+    edit_commands.tags_set(path, new_tags, tags, as_json, target=target)
 
 
 @tags_app.command("add")
@@ -37,7 +32,7 @@ def tags_add(
     path: PathArg, new_tags: NewTagsArg, tags: TagsOpt = None, as_json: JsonOpt = False, *, target: PublishTarget
 ) -> None:
     """Serve a meta graph under a second tag set too (a copy of it under NEW_TAGS)."""
-    run_edits(path, [AddTags(_new_tags(new_tags))], tags=tags, target=target, drop_object_graph=False, as_json=as_json)
+    edit_commands.tags_add(path, new_tags, tags, as_json, target=target)
 
 
 def register(app: typer.Typer) -> None:
