@@ -9,12 +9,15 @@ to cost milliseconds of every call; these tests keep it off.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from smsurgery.cli import fast
 from tests.conftest import FIXTURE_MODELS, REPO
 
 
@@ -121,27 +124,32 @@ def test_plain_show_and_diff_run_without_typer() -> None:
         assert "typer" not in imported and "smsurgery.cli.commands" not in imported, args
 
 
-def _typer_command(name: str) -> Any:
+def _typer_command(words: tuple[str, ...]) -> Any:
     import typer.main
 
     from smsurgery.cli import commands
 
-    commands.register_commands([name])
-    group = typer.main.get_command(commands.app)
-    return group.commands[name]  # type: ignore[attr-defined]
+    commands.register_commands(list(words))
+    command = typer.main.get_command(commands.app)
+    for word in words:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    return command
 
 
-@pytest.mark.parametrize("name", ["show", "diff"])
-def test_the_fast_path_agrees_with_the_typer_command(name: str) -> None:
+@pytest.mark.parametrize("words", sorted(fast.SPECS), ids=" ".join)
+def test_the_fast_path_agrees_with_the_typer_command(words: tuple[str, ...]) -> None:
     import importlib
     import inspect
 
-    from smsurgery.cli import fast
+    from smsurgery.cli.edit_output import target_from_options
 
-    spec = fast.SPECS[name]
-    command = _typer_command(name)
+    spec = fast.SPECS[words]
+    command = _typer_command(words)
     function = getattr(importlib.import_module(spec.module), spec.function)
     ours = {p.name: p.default for p in inspect.signature(function).parameters.values()}
+    if spec.publishes:  # the function takes one `target`; typer's command, the options that make it
+        assert ours.pop("target") is inspect.Parameter.empty
+        ours |= {p.name: p.default for p in inspect.signature(target_from_options).parameters.values()}
     theirs = {p.name: p.default for p in inspect.signature(command.callback).parameters.values()}
     assert ours == theirs  # the same parameters, the same defaults
     arguments = [p.name for p in command.params if p.param_type_name == "argument"]
@@ -161,6 +169,9 @@ def test_the_fast_path_agrees_with_the_typer_command(name: str) -> None:
     for token, (parameter, value) in spec.flags.items():
         param = next(p for p in command.params if p.name == parameter)
         assert param.is_flag and value == (token in param.opts), token
+    for token, (parameter, convert) in spec.options.items():
+        param = next(p for p in command.params if p.name == parameter)
+        assert not param.is_flag and param.type.name == convert.__name__, token
 
 
 @pytest.mark.parametrize(
@@ -187,17 +198,24 @@ def test_the_fast_path_agrees_with_the_typer_command(name: str) -> None:
         ["diff", "a", "b", "c"],
         ["scan", "m"],
         [],
+        ["tags"],
+        ["tags", "set", "m"],
+        ["tags", "set", "m", "serve", "extra"],
+        ["tags", "bogus", "m", "serve"],
+        ["tags", "set", "m", "serve", "--version", "x"],
+        ["tags", "set", "m", "serve", "--no-verify=1"],
+        ["tags", "set", "m", "serve", "--help"],
+        ["shape", "set", "m", "x", "-1,224,224,3"],
+        ["devices", "set", "m", "/gpu:0", "--match"],
+        ["signature", "add", "m", "k", "-i", "x=x:0"],
+        ["alias", "repoint", "m", "y", "z:0"],
     ],
 )
 def test_calls_the_fast_path_does_not_fully_understand_go_to_typer(args: list[str]) -> None:
-    from smsurgery.cli import fast
-
     assert fast.parse(args) is None
 
 
 def test_the_fast_path_reads_options_as_typer_does() -> None:
-    from smsurgery.cli import fast
-
     parsed = fast.parse(["--debug", "show", "--version=3", "m", "-s", "k", "--no-graph", "--tags", ""])
     assert parsed is not None
     spec, values, debug = parsed
@@ -205,6 +223,60 @@ def test_the_fast_path_reads_options_as_typer_does() -> None:
     assert values == {"version": 3, "path": "m", "signature": "k", "graph": False, "tags": ""}
     parsed = fast.parse(["diff", "a", "--format", "markdown", "b", "--deep"])
     assert parsed is not None and parsed[1] == {"old": "a", "new": "b", "fmt": "markdown", "deep": True}
+    parsed = fast.parse(["tags", "set", "m@1", "--version=7", "serve,gpu", "--no-verify", "--rtol", "1e-3", "--copy"])
+    assert parsed is not None and parsed[0].function == "tags_set"
+    assert parsed[1] == {
+        "path": "m@1", "new_tags": "serve,gpu", "new_version": 7, "no_verify": True, "rtol": 1e-3, "copy": True,
+    }  # fmt: skip
+    parsed = fast.parse(["alias", "rename", "m", "x", "inp", "-s", "k", "--input", "--out", "b2"])
+    assert parsed is not None and parsed[1] == {
+        "path": "m", "old": "x", "new": "inp", "signature": "k", "as_input": True, "out_base": "b2",
+    }  # fmt: skip
+
+
+def test_proto_edits_run_without_typer_rich_or_tensorflow(tmp_path: Path) -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    for args in (
+        ("tags", "set", model, "serve,gpu", "--no-verify", "--out", str(tmp_path / "tags")),
+        ("devices", "strip", model, "--no-verify", "--out", str(tmp_path / "devices")),
+        ("signature", "rename", model, "prediction", "predict", "--no-verify", "--out", str(tmp_path / "sig")),
+    ):
+        imported = _modules_after(*args)
+        assert "smsurgery.cli.edit_commands" in imported, args
+        unwanted = {m.split(".")[0] for m in imported} & {"typer", "rich", "tensorflow", "numpy"}
+        assert not unwanted, (args, unwanted)
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "options"),
+    [
+        (["tags", "set"], ["serve,gpu"], []),
+        (["tags", "add"], ["serve,gpu"], []),
+        (["devices", "strip"], [], []),
+        (["devices", "set"], ["/device:CPU:0"], ["--match", "*CPU*"]),
+        (["shape", "set"], ["x"], ["--batch", "3", "-s", "prediction"]),
+        (["signature", "rename"], ["prediction", "predict"], []),
+        (["alias", "rename"], ["x", "features"], ["--input", "--signature=prediction"]),
+    ],
+    ids=lambda value: " ".join(value),
+)
+def test_the_fast_path_and_typer_publish_the_same_version(
+    tmp_path: Path, model_copy, command: list[str], arguments: list[str], options: list[str]
+) -> None:
+    """The same call through both parsers (`--` sends it to typer): the same report, the same saved_model.pb."""
+    source = model_copy("tf1_linear")
+    before = sorted(p.name for p in source.iterdir())
+    outputs = []
+    for name, middle in (("fast", []), ("typer", ["--"])):
+        base = tmp_path / name
+        args = [*command, *options, "--no-verify", "--json", "--out", str(base), *middle, f"{source}@1", *arguments]
+        assert (fast.parse(args) is None) == (name == "typer"), args
+        proc = subprocess.run([sys.executable, "-m", "smsurgery", *args], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout.replace(str(base), "BASE"))
+        outputs.append((report, (base / "1" / "saved_model.pb").read_bytes(), proc.stderr))
+    assert outputs[0] == outputs[1]
+    assert sorted(p.name for p in source.iterdir()) == before
 
 
 def test_show_of_a_tf1_export_builds_no_graph_model() -> None:

@@ -1,6 +1,6 @@
 """The `smsurgery` command's entry point: run one command, handle errors once.
 
-A plain `show` or `diff` is parsed by `fast`; everything else goes through
+A plain `show`, `diff` or proto-only edit is parsed by `fast`; everything else goes through
 the typer app in `commands`, imported only then. Either way the exception
 family becomes one line on stderr with exit status 2 (a traceback only with
 `--debug`).
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = boundary.STATE["debug"] or "--debug" in args or bool(os.environ.get("SMSURGERY_DEBUG"))
     try:
         try:
-            if not fast.run(args):  # a plain show/diff runs without building the typer app (~30 ms)
+            if not fast.run(args):  # a plain show, diff or proto edit runs without the typer app (~30-80 ms)
                 from smsurgery.cli import commands
 
                 commands.register_commands(args)  # inside: a signal may arrive while the command's modules import

@@ -59,29 +59,41 @@ err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 _RICH_STRIPS = dict.fromkeys((7, 8, 11, 12, 13))
 
 
-def _plain_stderr() -> bool:
-    """True when rich would write to stderr with no colour or terminal codes: not a terminal, not forced to be one.
+def _plain(console: Any, stream: Any) -> bool:
+    """True when rich would write to `stream` with no colour or terminal codes: not a terminal, not forced to be one.
 
     Conservative: any variable that can make rich treat a stream as a terminal
     (TTY_COMPATIBLE, FORCE_COLOR), a console already built, or a notebook or
     IDLE shell calling `main` in-process sends the text through rich.
     """
-    if err.built or "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:  # type: ignore[attr-defined]
+    if console.built or "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
         return False
     if "IPython" in sys.modules or "idlelib" in sys.modules:
         return False
-    isatty = getattr(sys.stderr, "isatty", None)
+    isatty = getattr(stream, "isatty", None)
     try:
         return isatty is not None and not isatty()
     except ValueError:  # a closed stream: rich calls it no terminal too
         return True
 
 
-def _write_stderr(message: str) -> None:
+def _plain_stderr() -> bool:
+    return _plain(err, sys.stderr)
+
+
+def _write_plain(stream: Any, message: str) -> None:
     """One message as rich's soft-wrapped, unstyled print writes it: control codes dropped, tabs expanded."""
     lines = message.translate(_RICH_STRIPS).split("\n")
-    sys.stderr.write("\n".join(line.expandtabs(8) for line in lines) + "\n")
-    sys.stderr.flush()
+    stream.write("\n".join(line.expandtabs(8) for line in lines) + "\n")
+    stream.flush()
+
+
+def say(message: str) -> None:
+    """A line of a command's result on stdout, unstyled; plain text, without rich, when stdout is a pipe."""
+    if _plain(out, sys.stdout):
+        _write_plain(sys.stdout, message)
+    else:
+        out.print(message)
 
 
 _spinners: list[Any] = []  # the active `working` status, so a progress bar can take its place
@@ -129,14 +141,14 @@ def print_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     if _plain_stderr():
-        _write_stderr(f"warning: {message}")
+        _write_plain(sys.stderr, f"warning: {message}")
     else:
         err.print(f"warning: {message}", style="yellow")
 
 
 def note(message: str) -> None:
     if _plain_stderr():
-        _write_stderr(message)
+        _write_plain(sys.stderr, message)
     else:
         err.print(message, markup=False, highlight=False)
 

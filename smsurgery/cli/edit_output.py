@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsurgery.cli.common import err, human_bytes, note, out, parse_tags, print_json, stop_spinner, warn, working
+from smsurgery.cli.common import err, human_bytes, note, parse_tags, print_json, say, stop_spinner, warn, working
 from smsurgery.edits.kinds import Edit
 from smsurgery.publishing.target import PublishTarget
 
@@ -84,9 +84,9 @@ def run_edits(
     published = result.published
     if published is None:  # the edits found nothing to change
         return
-    out.print(f"published {published.path} (version {published.version} of {published.base})")
+    say(f"published {published.path} (version {published.version} of {published.base})")
     for change in result.report.changes:
-        out.print(f"  {change.detail}")
+        say(f"  {change.detail}")
     if result.remote:
         moved = result.to_json()["transfer"]
         note(
