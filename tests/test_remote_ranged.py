@@ -21,7 +21,7 @@ from smsurgery.core import protos
 from smsurgery.inspect.describe import describe
 from smsurgery.inspect.diff import diff
 from smsurgery.serving.request_body import build_request
-from smsurgery.storage.mirror import TRANSFER
+from smsurgery.storage.transfer import TRANSFER
 from tests.conftest import FIXTURE_MODELS, run_cli
 from tests.remote_servers import Store, moto_requests
 

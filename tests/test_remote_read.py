@@ -19,7 +19,7 @@ from smsurgery.inspect.describe import describe
 from smsurgery.inspect.diff import diff
 from smsurgery.inspect.scan import scan
 from smsurgery.serving.request_body import build_request
-from smsurgery.storage.mirror import TRANSFER
+from smsurgery.storage.transfer import TRANSFER
 from tests.conftest import FIXTURES, assert_one_line_error, run_cli
 
 MODEL = FIXTURES / "models" / "tf2_module"

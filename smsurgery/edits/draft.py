@@ -36,7 +36,7 @@ from smsurgery.publishing import splice
 from smsurgery.publishing.memoryguard import require_memory_for
 from smsurgery.publishing.new_version import PublishedVersion, publish_proto
 from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
-from smsurgery.storage.mirror import TRANSFER, Transfer
+from smsurgery.storage.transfer import TRANSFER, Transfer
 
 EDIT_SCHEMA = "smsurgery.edit/1"
 

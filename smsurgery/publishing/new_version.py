@@ -21,6 +21,7 @@ from typing import Any
 from smsurgery.core.errors import CorruptModel, PublishError
 from smsurgery.core.integrity import require_intact
 from smsurgery.core.layout import ModelRef
+from smsurgery.core.layout import is_remote_text as is_remote
 from smsurgery.core.model import SavedModelFile
 from smsurgery.publishing.atomic import (
     CarryReport,
@@ -31,9 +32,6 @@ from smsurgery.publishing.atomic import (
     write_bytes_synced,
 )
 from smsurgery.publishing.target import DEFAULT_TARGET, PublishTarget
-from smsurgery.storage.mirror import materialize
-from smsurgery.storage.publish import remote_staged_version
-from smsurgery.storage.url import is_remote
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,8 @@ def stage_version(
     copied from it inside the store instead of being uploaded.
     """
     if is_remote(str(base)):
+        from smsurgery.storage.publish import remote_staged_version  # a local edit never imports the storage package
+
         with remote_staged_version(str(base), version, source_dir, progress) as staging:
             yield staging
     else:
@@ -115,7 +115,9 @@ def publish_proto(
     require_intact(source)  # refuse a broken or escaping source before writing anything
     extra = dict(extra_files or {})
     remote = isinstance(base, str)
-    if not remote or target.verify:  # a local copy, or TensorFlow verifying: the real shards of a remote source
+    if source.ref.origin is not None and (not remote or target.verify):
+        from smsurgery.storage.mirror import materialize  # the real shards of a remote source: a local copy, or TF
+
         materialize(source.path, target.progress)
     # Into a bucket, shards are always linked locally: unchanged ones are copied inside the store, not uploaded.
     link = target.link or remote

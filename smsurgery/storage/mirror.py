@@ -34,34 +34,13 @@ from smsurgery.core import lazy_files
 from smsurgery.storage import cache_owner
 from smsurgery.storage.fs import filesystem, storage_errors
 from smsurgery.storage.ranged import RangedObject
+from smsurgery.storage.transfer import TRANSFER
 from smsurgery.storage.url import RemoteURL
 
 CHUNK = 8 << 20
 # Below this a saved_model.pb is downloaded whole (one request); above, reads fetch the ranges the skim needs.
 RANGED_MIN_BYTES = 1 << 20
 ProgressCallback = Callable[[str, int, int], None]  # (what, bytes done, bytes total), as publishing.atomic's
-
-
-@dataclass
-class Transfer:
-    """Bytes this process moved: through this machine (down, up), and copied inside the store."""
-
-    downloaded: int = 0
-    uploaded: int = 0
-    copied: int = 0
-
-    def since(self, start: Transfer) -> Transfer:
-        """What moved after `start` (a copy taken earlier): one command's share of the process totals."""
-        return Transfer(self.downloaded - start.downloaded, self.uploaded - start.uploaded, self.copied - start.copied)
-
-    def snapshot(self) -> Transfer:
-        return Transfer(self.downloaded, self.uploaded, self.copied)
-
-    def to_json(self) -> dict[str, int]:
-        return {"bytes_downloaded": self.downloaded, "bytes_uploaded": self.uploaded, "bytes_copied": self.copied}
-
-
-TRANSFER = Transfer()
 
 
 @dataclass

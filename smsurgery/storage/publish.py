@@ -44,7 +44,8 @@ from smsurgery.core.errors import PublishError, StorageError
 from smsurgery.core.layout import INT64_MAX, SAVED_MODEL_FILES, check_new_version, parse_version_name
 from smsurgery.publishing.atomic import STAGING_PREFIX, ProgressCallback, Staging
 from smsurgery.storage.fs import filesystem, storage_errors
-from smsurgery.storage.mirror import TRANSFER, cache_dir, list_children, mirror_of
+from smsurgery.storage.mirror import cache_dir, list_children, mirror_of
+from smsurgery.storage.transfer import TRANSFER
 from smsurgery.storage.url import RemoteURL, parse
 
 CLAIM_PREFIX = ".smsurgery-claim-"
