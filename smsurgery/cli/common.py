@@ -88,12 +88,17 @@ def _write_plain(stream: Any, message: str) -> None:
     stream.flush()
 
 
-def say(message: str) -> None:
-    """A line of a command's result on stdout, unstyled; plain text, without rich, when stdout is a pipe."""
-    if _plain(out, sys.stdout):
+def piped_stdout() -> bool:
+    """True when a command's result can be written to stdout as plain text, without rich."""
+    return _plain(out, sys.stdout)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """A line of a command's result on stdout (`style` on a terminal); plain text, without rich, on a pipe."""
+    if piped_stdout():
         _write_plain(sys.stdout, message)
     else:
-        out.print(message)
+        out.print(message, style=style)
 
 
 _spinners: list[Any] = []  # the active `working` status, so a progress bar can take its place

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from smsurgery.cli.common import out, parse_tags, print_json
+from smsurgery.cli.common import parse_tags, print_json, say
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.core.errors import SmsurgeryError
 from smsurgery.core.model import METHOD_PREFIX, shape_text
 from smsurgery.inspect.diff import DiffReport, diff
@@ -44,31 +45,27 @@ def diff_models(
 
 def render_diff(report: DiffReport) -> None:
     """One table per group: the model, each signature in key order, variables, files."""
-    from rich.table import Table  # here, not at the top: `diff --json` never draws a table
-    from rich.text import Text
-
     data = report.to_json()
-    out.print(f"old: {_side_text(data['old'])}", style="bold")
-    out.print(f"new: {_side_text(data['new'])}", style="bold")
+    say(f"old: {_side_text(data['old'])}", style="bold")
+    say(f"new: {_side_text(data['new'])}", style="bold")
     narrowed = f", signature '{report.signature}'" if report.signature else ""
-    out.print(f"meta graph [{','.join(report.tags)}]{narrowed}")
+    say(f"meta graph [{','.join(report.tags)}]{narrowed}")
     if not data["changes"]:
-        out.print(f"no changes (exit {report.exit_status})")
+        say(f"no changes (exit {report.exit_status})")
         return
     groups: dict[str, list[dict[str, Any]]] = {}
     for change in data["changes"]:
         groups.setdefault(_group(change), []).append(change)
     for title, changes in groups.items():
         notes = [_note(change) for change in changes]
-        table = Table(title=title, title_justify="left", title_style="bold")
-        for column in ("verdict", "change", "old", "new") + (("note",) if any(notes) else ()):
-            table.add_column(column)
+        headers = ("verdict", "change", "old", "new") + (("note",) if any(notes) else ())
+        table = TextTable(title, [Column(header) for header in headers], title_style="bold")
         for change, note in zip(changes, notes, strict=True):
             cells = [_what(change), _value(change, "old"), _value(change, "new")] + ([note] if any(notes) else [])
-            table.add_row(Text(change["verdict"], style=VERDICT_STYLES[change["verdict"]]), *cells)
-        out.print(table)
+            table.add_row((change["verdict"], VERDICT_STYLES[change["verdict"]]), *cells)
+        print_table(table)
     counts = ", ".join(f"{count} {verdict}" for verdict, count in data["summary"].items())
-    out.print(f"{data['verdict']} ({counts}); exit {report.exit_status}", style=VERDICT_STYLES[data["verdict"]])
+    say(f"{data['verdict']} ({counts}); exit {report.exit_status}", style=VERDICT_STYLES[data["verdict"]])
 
 
 def _side_text(side: dict[str, Any]) -> str:

@@ -11,12 +11,13 @@ from typing import Any
 from smsurgery.cli.common import (
     human_bytes,
     note,
-    out,
     parse_tags,
     print_json,
+    say,
     tensor_location,
     warn,
 )
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.core.model import shape_text
 from smsurgery.inspect.describe import describe
 
@@ -46,49 +47,39 @@ def show_model(
 
 
 def render_show(report: dict[str, Any]) -> None:
-    from rich.table import Table  # here, not at the top: `show --json` never draws a table
-
     where = report["path"]
     if report["version"] is not None:
         versions = ", ".join(str(v) for v in report["versions"])
         where = f"{report['base']} version {report['version']} (versions: {versions})"
-    out.print(where, style="bold")
+    say(where, style="bold")
     tag_sets = "; ".join("[" + ",".join(t) + "]" for t in report["tag_sets"])
-    out.print(
+    say(
         f"{report['kind'].upper()} export, meta graph [{','.join(report['tags'])}] "
         f"(tag sets: {tag_sets}); default signature: {report['default_signature'] or 'none'}"
     )
     variables = report["variables"]
-    out.print(
-        f"variables: {variables['count']} ({human_bytes(variables['bytes'])})"
-        if variables["present"]
-        else "variables: none"
-    )
+    counted = f"variables: {variables['count']} ({human_bytes(variables['bytes'])})"
+    say(counted if variables["present"] else "variables: none")
     for key, signature in report["signatures"].items():
-        table = Table(title=f"signature '{key}'  {signature['method_name']}", title_justify="left")
-        for column in ("", "alias", "dtype", "shape", "tensor"):
-            table.add_column(column)
+        columns = [Column(header) for header in ("", "alias", "dtype", "shape", "tensor")]
+        table = TextTable(f"signature '{key}'  {signature['method_name']}", columns)
         for direction in ("inputs", "outputs"):
             for alias, tensor in signature[direction].items():
                 table.add_row(
                     direction[:-1], alias, tensor["dtype"], shape_text(tensor["shape"]), tensor_location(tensor)
                 )
-        out.print(table)
+        print_table(table)
     if report.get("placements"):
         pins = ", ".join(f"{device} ({count})" for device, count in report["placements"].items())
-        out.print(f"device placements (nodes): {pins}")
+        say(f"device placements (nodes): {pins}")
     files = report["assets"] + report["assets_extra"]
     if files:
-        table = Table(title="files", title_justify="left")
-        table.add_column("path")
-        table.add_column("size", justify="right")
+        table = TextTable("files", [Column("path"), Column("size", justify="right")])
         for entry in files:
             table.add_row(entry["path"], human_bytes(entry["bytes"]))
-        out.print(table)
+        print_table(table)
     if "ops" in report:
-        table = Table(title="ops", title_justify="left")
-        table.add_column("op")
-        table.add_column("count", justify="right")
+        table = TextTable("ops", [Column("op"), Column("count", justify="right")])
         for op, count in report["ops"].items():
             table.add_row(op, str(count))
-        out.print(table)
+        print_table(table)
