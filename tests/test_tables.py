@@ -37,7 +37,7 @@ def _rich_text(renderable: object, width: int) -> str:
 
 
 # Mostly the characters smsurgery's cells hold, with some that rich lays out differently.
-_CHARACTERS = st.sampled_from(list("abcXYZ019 _-:/[](),.'@#\\") + ["\t", "\n", "é", "界", "\x1b", "\r"])
+_CHARACTERS = st.sampled_from([*"abcXYZ019 _-:/[](),.'@#\\", "\t", "\n", "é", "界", "\x1b", "\r"])
 _TEXT = st.text(_CHARACTERS, max_size=12)
 
 
