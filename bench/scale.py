@@ -5,7 +5,7 @@ Builds (once, cached in --workdir) TF1 SavedModels whose `saved_model.pb` is
 weights), and a TF2 model with 1 GB of variables; then runs, as whole
 processes in one run, and prints CPU time (user + system) and peak RSS of:
 
-- smsurgery: `show --json`, `diff`, `scan`, `signature rename --no-verify`,
+- smsurgery: `show --json`, `diff`, `request`, `scan`, `signature rename --no-verify`,
   the verified rename;
 - TensorFlow: `saved_model_cli show --all`, `saved_model_cli scan`, the TF
   re-export route (TF1 load + SavedModelBuilder under the new key), and one
@@ -335,6 +335,7 @@ def row(work: Path, name: str, limit_gb: float, only: str | None = None) -> dict
         "saved_model_cli scan": [cli, "scan", "--dir", str(source)],
         "rename --no-verify": [*rename, "--no-verify", "--version", "2"],
         "diff": [*smsurgery, "diff", f"{base}@1", f"{base}@2"],
+        "request": [*smsurgery, "request", f"{base}@1"],
         "TF route (load + re-export)": [sys.executable, "-c", TF_ROUTE, str(source), str(work / "tf-route")],
         "one TF1 load of the new version": [sys.executable, "-c", TF1_LOAD, str(base / "2")],
         "verified rename": [*rename, "--version", "3"],
@@ -363,10 +364,11 @@ def _cell(usage: Usage | None) -> str:
 
 def report(table: dict[str, dict[str, Usage]]) -> None:
     print()
-    print("| model | show --json | diff | scan | rename --no-verify | verified rename |")
-    print("|---|---|---|---|---|---|")
+    print("| model | show --json | diff | request | scan | rename --no-verify | verified rename |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in table.items():
-        cells = [_cell(r.get(k)) for k in ("show --json", "diff", "scan", "rename --no-verify", "verified rename")]
+        labels = ("show --json", "diff", "request", "scan", "rename --no-verify", "verified rename")
+        cells = [_cell(r.get(k)) for k in labels]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     print("| model | saved_model_cli show --all | saved_model_cli scan | TF route | one TF1 load (new) |")
@@ -377,10 +379,10 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
                   "one TF1 load of the new version")]  # fmt: skip
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    print("ratios (CPU, baseline / smsurgery; goals: show, diff >= 30x; scan >= 5x; rename --no-verify >= 20x;")
-    print("verified rename <= 1.5x of one TF1 load, CPU and memory)")
-    print("| model | show | diff | scan | rename --no-verify | verified rename / TF1 load (CPU, RSS) |")
-    print("|---|---|---|---|---|---|")
+    print("ratios (CPU, baseline / smsurgery; goals: show, diff, request >= 30x; scan >= 5x;")
+    print("rename --no-verify >= 20x; verified rename <= 1.5x of one TF1 load, CPU and memory)")
+    print("| model | show | diff | request | scan | rename --no-verify | verified rename / TF1 load (CPU, RSS) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in table.items():
         load, verified = r.get("one TF1 load of the new version"), r.get("verified rename")
         over = "—"
@@ -389,6 +391,7 @@ def report(table: dict[str, dict[str, Usage]]) -> None:
         print(
             f"| {name} | {ratio(r.get('saved_model_cli show --all'), r.get('show --json'))} "
             f"| {ratio(r.get('saved_model_cli show --all'), r.get('diff'))} "
+            f"| {ratio(r.get('saved_model_cli show --all'), r.get('request'))} "
             f"| {ratio(r.get('saved_model_cli scan'), r.get('scan'))} "
             f"| {ratio(r.get('TF route (load + re-export)'), r.get('rename --no-verify'))} | {over} |"
         )
