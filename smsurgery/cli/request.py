@@ -15,7 +15,8 @@ import typer
 from smsurgery.cli.common import note, parse_tags, print_json, warn, working
 from smsurgery.cli.options import PathArg, SignatureOpt, TagsOpt, VersionOpt
 from smsurgery.cli.publish_options import publish_options
-from smsurgery.core.errors import InvalidRequest, PathNotFound
+from smsurgery.cli.request_output import build, print_request, warn_notes
+from smsurgery.core.errors import InvalidRequest
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file
 from smsurgery.publishing.target import PublishTarget
 
@@ -41,42 +42,6 @@ MethodOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Examples / size of unknown dimension 0 in sample values.")]
-
-
-def _build(
-    path: str,
-    version: int | None,
-    tags: str | None,
-    signature: str | None,
-    method: str | None,
-    fmt: str,
-    inputs: list[str] | None,
-    batch: int,
-    *,
-    rest: bool = True,
-    model_name: str | None = None,
-) -> BuiltRequest:
-    from smsurgery.serving.request_body import build_request
-    from smsurgery.serving.tf_example import parse_input_flags
-
-    built = build_request(
-        path,
-        version=version,
-        tags=parse_tags(tags),
-        signature=signature,
-        method=method,
-        fmt=fmt,
-        specs=parse_input_flags(inputs),
-        batch=batch,
-        rest=rest,
-        model_name=model_name,
-    )
-    return built
-
-
-def _warn_notes(built: BuiltRequest) -> None:
-    for text in built.notes:
-        warn(text)
 
 
 def _run_checked(built: BuiltRequest, context: str = "") -> str:
@@ -119,39 +84,7 @@ def request(
     ] = None,
 ) -> None:
     """Print the REST body for a signature (stdout) and the curl line that posts it (stderr)."""
-    built = _build(path, version, tags, signature, method, fmt, inputs, batch, rest=not grpc, model_name=model_name)
-    _warn_notes(built)
-    if grpc:
-        from smsurgery.serving.grpc_requests import grpc_request, message_text
-
-        message = grpc_request(built)
-        if out is None:
-            sys.stdout.write(message_text(message))
-        elif out.suffix == ".pb":
-            _write(out, message.SerializeToString(deterministic=True))
-        else:
-            _write(out, message_text(message).encode("utf-8"))
-        return
-    if out is not None:
-        _write(out, (built.text() + "\n").encode("utf-8"))
-    from smsurgery.serving.request_body import curl_line
-
-    line = curl_line(built, host, body_file=str(out) if out is not None else None)
-    if curl:
-        sys.stdout.write(line + "\n")
-        return
-    if out is None:
-        sys.stdout.write(built.text() + "\n")
-    note(line)
-    if out is None and line.endswith("@body.json"):
-        note("(body.json: the body printed above; save it with > body.json, or use -o FILE)")
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as error:
-        raise PathNotFound(f"cannot write {path}: {error.strerror}") from error
+    print_request(path, version, tags, signature, method, fmt, inputs, batch, host, model_name, curl, grpc, out)
 
 
 def run(
@@ -174,9 +107,9 @@ def run(
     if body is not None and inputs:
         raise InvalidRequest("give either --body or --input, not both")
     if body is None:
-        built = _build(path, version, tags, signature, method, fmt, inputs, batch)
+        built = build(path, version, tags, signature, method, fmt, inputs, batch)
         sys.stdout.write(_run_checked(built) + "\n")
-        _warn_notes(built)
+        warn_notes(built)
         return
     data = _read_body(body)
     with working("starting TensorFlow, loading the version as Serving does"):
@@ -219,7 +152,7 @@ def warmup(
     """
     from smsurgery.serving.warmup import publish_warmup, warmup_bytes
 
-    built = _build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
+    built = build(path, None, tags, signature, method, "row", inputs, batch, rest=False)
     warmup_bytes(built, count)  # refuse a bad --count before loading anything
     if target.verify:
         _run_checked(built, "the warmup request fails, so Serving would refuse to load the version: ")
@@ -234,7 +167,7 @@ def warmup(
     )
     if report.replaced:
         note("the source version's warmup file was replaced")
-    _warn_notes(built)
+    warn_notes(built)
 
 
 def register(app: typer.Typer) -> None:
