@@ -172,6 +172,7 @@ def test_the_fast_path_agrees_with_the_typer_command(words: tuple[str, ...]) -> 
     for token, (parameter, convert) in spec.options.items():
         param = next(p for p in command.params if p.name == parameter)
         assert not param.is_flag and param.type.name == convert.__name__, token
+        assert param.multiple == getattr(convert, "multiple", False), token
 
 
 @pytest.mark.parametrize(
@@ -209,6 +210,11 @@ def test_the_fast_path_agrees_with_the_typer_command(words: tuple[str, ...]) -> 
         ["devices", "set", "m", "/gpu:0", "--match"],
         ["signature", "add", "m", "k", "-i", "x=x:0"],
         ["alias", "repoint", "m", "y", "z:0"],
+        ["request", "m", "-i", "x=1", "-i", "x=2"],
+        ["request", "m", "-i", "x=1", "--input", "x=2"],
+        ["request", "m", "-o=body.json"],
+        ["request", "m", "-i=x=1"],
+        ["request", "m", "--batch", "two"],
     ],
 )
 def test_calls_the_fast_path_does_not_fully_understand_go_to_typer(args: list[str]) -> None:
@@ -232,6 +238,38 @@ def test_the_fast_path_reads_options_as_typer_does() -> None:
     assert parsed is not None and parsed[1] == {
         "path": "m", "old": "x", "new": "inp", "signature": "k", "as_input": True, "out_base": "b2",
     }  # fmt: skip
+
+
+def test_the_fast_path_reads_request_options_as_typer_does() -> None:
+    parsed = fast.parse(["request", "m@2", "-i", "x=[1]", "-o", "b.json", "--batch=3", "--curl", "--method", "predict"])
+    assert parsed is not None and parsed[0].function == "print_request"
+    assert parsed[1] == {
+        "path": "m@2", "inputs": ["x=[1]"], "out": Path("b.json"), "batch": 3, "curl": True, "method": "predict",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--format", "columnar", "--batch", "2"], ["-i", "x=[[1.0,2.0]]", "--host", "serving:9000"], ["--curl"],
+     ["--grpc"], ["--model-name", "linear", "--version", "1", "-s", "prediction"]],
+    ids=lambda value: " ".join(value) or "plain",
+)  # fmt: skip
+def test_the_fast_path_and_typer_print_the_same_request(options: list[str]) -> None:
+    model = str(FIXTURE_MODELS / "tf1_linear")
+    printed = []
+    for middle in ([], ["--"]):
+        args = ["request", *options, *middle, model]
+        assert (fast.parse(args) is None) == bool(middle), args
+        proc = subprocess.run([sys.executable, "-m", "smsurgery", *args], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        printed.append((proc.stdout, proc.stderr))
+    assert printed[0] == printed[1]
+
+
+def test_request_runs_without_typer_or_rich() -> None:
+    imported = _modules_after("request", str(FIXTURE_MODELS / "tf1_linear"))
+    assert "smsurgery.cli.request_output" in imported
+    assert not {m.split(".")[0] for m in imported} & {"typer", "rich", "tensorflow"}
 
 
 def test_proto_edits_run_without_typer_rich_or_tensorflow(tmp_path: Path) -> None:

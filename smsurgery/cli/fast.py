@@ -1,4 +1,4 @@
-"""A plain `show`, `diff` or proto-only edit, parsed by hand: no typer app.
+"""A plain `show`, `diff`, `request` or proto-only edit, parsed by hand: no typer app.
 
 Importing typer (and the click it carries: inspect, subprocess, platform,
 uuid, datetime, difflib, gettext) and building the click command from the
@@ -21,6 +21,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -34,6 +35,24 @@ class Spec(NamedTuple):
     flags: dict[str, tuple[str, Any]]
     options: dict[str, tuple[str, Callable[[str], Any]]]
     publishes: bool = False  # takes the publish options (`cli.publish_options`) as one `target`
+
+
+def path(text: str) -> Path:
+    """typer's `path` type: a Path, unchecked (the command checks it)."""
+    return Path(text)
+
+
+class Repeatable:
+    """A repeatable option given once: typer passes the list of its values (a repeated one goes to typer)."""
+
+    multiple = True
+
+    def __init__(self, convert: Callable[[str], Any]) -> None:
+        self.convert = convert
+        self.__name__ = convert.__name__  # the type name `test_startup` compares with typer's
+
+    def __call__(self, text: str) -> list[Any]:
+        return [self.convert(text)]
 
 
 _TAGS: dict[str, tuple[str, Callable[[str], Any]]] = {"--tags": ("tags", str)}
@@ -81,6 +100,27 @@ SPECS: dict[tuple[str, ...], Spec] = {
         {"--deep": ("deep", True), **_JSON},
         {**_TAGS, **_SIGNATURE, "--format": ("fmt", str)},
     ),
+    ("request",): Spec(
+        "smsurgery.cli.request_output",
+        "print_request",
+        ("path",),
+        1,
+        {"--curl": ("curl", True), "--grpc": ("grpc", True)},
+        {
+            **_TAGS,
+            **_SIGNATURE,
+            "--version": ("version", int),
+            "--method": ("method", str),
+            "--format": ("fmt", str),
+            "--input": ("inputs", Repeatable(str)),
+            "-i": ("inputs", Repeatable(str)),
+            "--batch": ("batch", int),
+            "--host": ("host", str),
+            "--model-name": ("model_name", str),
+            "--out": ("out", path),
+            "-o": ("out", path),
+        },
+    ),
     ("tags", "set"): _edit("tags_set", ("path", "new_tags"), 2, {}, {}),
     ("tags", "add"): _edit("tags_add", ("path", "new_tags"), 2, {}, {}),
     ("devices", "strip"): _edit("devices_strip", ("path",), 1, {}, {}),
@@ -122,7 +162,7 @@ def parse(args: list[str]) -> tuple[Spec, dict[str, Any], bool] | None:
         elif name in spec.options:
             parameter, convert = spec.options[name]
             text = given if has_value else next(rest, None)
-            if text is None or text.startswith("-") or (name == "-s" and has_value):
+            if text is None or text.startswith("-") or (has_value and not name.startswith("--")):
                 return None
             try:
                 value = convert(text)
