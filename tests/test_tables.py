@@ -87,11 +87,16 @@ def _stdout_through_rich() -> Iterator[io.StringIO]:
         lazy._console = None  # type: ignore[attr-defined]
 
 
-def _both_ways(render: Callable[[], None]) -> tuple[str, str]:
-    """The text `render` writes to a pipe (the plain path), and through rich."""
+def _both_ways(render: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """The text `render` writes to a pipe (the plain path), and through rich, both at smsurgery's piped width."""
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist's workers may have it set
     assert not common.out.built  # type: ignore[attr-defined]
-    with contextlib.redirect_stdout(io.StringIO()) as piped:
-        render()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as piped:
+            render()
+        assert not common.out.built, "a table or line went through rich on a pipe"  # type: ignore[attr-defined]
+    finally:
+        common.out._console = None  # type: ignore[attr-defined]
     with _stdout_through_rich() as drawn:
         render()
     return piped.getvalue(), drawn.getvalue()
@@ -102,23 +107,23 @@ def _models() -> list[Path]:
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda p: p.name)
-def test_show_writes_to_a_pipe_what_rich_writes(model: Path) -> None:
+def test_show_writes_to_a_pipe_what_rich_writes(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         report = describe(model, ops=True)
     except SmsurgeryError as error:  # no [serve] meta graph, or a model show refuses: nothing to draw
         pytest.skip(str(error))
-    piped, drawn = _both_ways(lambda: render_show(report))
+    piped, drawn = _both_ways(lambda: render_show(report), monkeypatch)
     assert piped == drawn
     assert "┏" in piped
 
 
 @pytest.mark.parametrize("pair", list(zip(_models(), _models()[1:] + _models()[:1], strict=True)),
                          ids=lambda pair: f"{pair[0].name}-vs-{pair[1].name}")  # fmt: skip
-def test_diff_writes_to_a_pipe_what_rich_writes(pair: tuple[Path, Path]) -> None:
+def test_diff_writes_to_a_pipe_what_rich_writes(pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         changed, unchanged = diff(*pair), diff(pair[0], pair[0])
     except SmsurgeryError as error:
         pytest.skip(str(error))
     for report in (changed, unchanged):
-        piped, drawn = _both_ways(lambda report=report: render_diff(report))
+        piped, drawn = _both_ways(lambda report=report: render_diff(report), monkeypatch)
         assert piped == drawn
