@@ -43,7 +43,8 @@ _TEXT = st.text(_CHARACTERS, max_size=12)
 
 @st.composite
 def tables(draw: st.DrawFn) -> TextTable:
-    columns = [Column(draw(_TEXT), draw(st.sampled_from(["left", "right"]))) for _ in range(draw(st.integers(1, 5)))]
+    justify, overflow = st.sampled_from(["left", "right"]), st.sampled_from(["ellipsis", "fold"])
+    columns = [Column(draw(_TEXT), draw(justify), draw(overflow)) for _ in range(draw(st.integers(1, 5)))]
     table = TextTable(draw(_TEXT), columns, title_style=draw(st.sampled_from([None, "bold"])))
     for _ in range(draw(st.integers(0, 4))):
         table.add_row(*(draw(_TEXT) if draw(st.booleans()) else (draw(_TEXT), "bold red") for _ in columns))

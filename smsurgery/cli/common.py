@@ -1,6 +1,6 @@
 """What every command shares: option aliases, consoles, JSON output.
 
-Results go to stdout (a rich table, or JSON with `--json`); errors, warnings
+Results go to stdout (tables, `cli/tables.py`, or JSON with `--json`); errors, warnings
 and progress go to stderr, so stdout stays parseable.
 
 rich is imported only when something is drawn with it: building a console

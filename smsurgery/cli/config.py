@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from smsurgery.cli.check import SEVERITY_STYLES, FormatOpt, check_format, render_check
-from smsurgery.cli.common import note, out, parse_tags, print_json
+from smsurgery.cli.common import note, parse_tags, print_json, say
 from smsurgery.cli.options import JsonOpt, TagsOpt
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.core.errors import PublishError
 
 config_app = typer.Typer(help="Write or check a TensorFlow Serving models.config.", no_args_is_help=True)
@@ -83,20 +82,19 @@ def config_check(
 
 
 def render_config(data: dict[str, Any]) -> None:
-    out.print(f"{data['path']}: {len(data['models'])} model(s)", style="bold")
+    say(f"{data['path']}: {len(data['models'])} model(s)", style="bold")
     if data["findings"]:
-        table = Table(title="models.config", title_justify="left")
-        for column in ("severity", "code", "about", "finding"):
-            table.add_column(column, overflow="fold")
+        columns = [Column(c, overflow="fold") for c in ("severity", "code", "about", "finding")]
+        table = TextTable("models.config", columns)
         for item in data["findings"]:
-            severity = Text(item["severity"], style=SEVERITY_STYLES[item["severity"]])
+            severity = (item["severity"], SEVERITY_STYLES[item["severity"]])
             table.add_row(severity, item["code"], item["subject"], item["message"])
-        out.print(table)
+        print_table(table)
     for model in data["models"]:
-        out.print(f"model '{model['name']}': serves {', '.join(map(str, model['versions'])) or 'nothing'}")
+        say(f"model '{model['name']}': serves {', '.join(map(str, model['versions'])) or 'nothing'}")
         for report in model["checks"]:
             render_check(report)
-    out.print(f"exit {data['exit_status']}")
+    say(f"exit {data['exit_status']}")
 
 
 def register(app: typer.Typer) -> None:

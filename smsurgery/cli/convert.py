@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from smsurgery.cli.common import out, parse_tags, print_json, working
+from smsurgery.cli.common import parse_tags, print_json, say, working
 from smsurgery.cli.options import JsonOpt, TagsOpt
 from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.core.model import shape_text
 from smsurgery.publishing.target import PublishTarget
 
@@ -74,36 +74,32 @@ def convert(
 
 
 def render_report(report: ConvertReport) -> None:
-    out.print(f"{report.path}  (version {report.version} of {report.base})", style="bold")
-    out.print(f"from {report.source}: {report.format.description}")
+    say(f"{report.path}  (version {report.version} of {report.base})", style="bold")
+    say(f"from {report.source}: {report.format.description}")
     check = report.verification
-    out.print(
+    say(
         f"verified: outputs equal on {check.batch} generated rows (max abs diff {check.max_abs_diff:g})"
         if check
         else "not verified (--no-verify)"
     )
     view = report.signature
-    table = Table(
-        title=f"signature '{view.key}'  {view.method_name}  tags [{','.join(report.tags)}]", title_justify="left"
-    )
-    for column in ("", "alias", "dtype", "shape", "tensor"):
-        table.add_column(column)
+    title = f"signature '{view.key}'  {view.method_name}  tags [{','.join(report.tags)}]"
+    table = TextTable(title, [Column(c) for c in ("", "alias", "dtype", "shape", "tensor")])
     for direction, tensors in (("input", view.inputs), ("output", view.outputs)):
         for tensor in tensors:
             shape = list(tensor.shape) if tensor.shape is not None else None
             table.add_row(direction, tensor.alias, tensor.dtype, shape_text(shape), tensor.location)
-    out.print(table)
+    print_table(table)
 
 
 def render_candidates(candidates: Candidates) -> None:
-    table = Table(title=f"candidates in {candidates.source} ({candidates.format.description})", title_justify="left")
-    for column in ("use as", "tensor", "op", "dtype", "shape"):
-        table.add_column(column)
+    title = f"candidates in {candidates.source} ({candidates.format.description})"
+    table = TextTable(title, [Column(c) for c in ("use as", "tensor", "op", "dtype", "shape")])
     for role, found in (("input", candidates.inputs), ("output", candidates.outputs)):
         for candidate in found:
             shape = list(candidate.shape) if candidate.shape is not None else None
             table.add_row(role, candidate.name, candidate.op, candidate.dtype, shape_text(shape))
-    out.print(table)
+    print_table(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from smsurgery.cli.common import err, note, out, print_json, warn
 from smsurgery.cli.options import JsonOpt
 from smsurgery.cli.publish_options import publish_options
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.publishing.target import PublishTarget
 
 RecipeArg = Annotated[str, typer.Argument(metavar="RECIPE", help="Recipe file (TOML, or JSON).", show_default=False)]
@@ -115,15 +115,14 @@ def _check_format(fmt: str) -> None:
 
 
 def render_plan(report: dict[str, Any]) -> None:
-    table = Table(title=f"plan of {report['recipe']}", title_justify="left")
-    for column in ("model", "version", "status", "verdict", "what changes"):
-        table.add_column(column)
+    columns = [Column(c) for c in ("model", "version", "status", "verdict", "what changes")]
+    table = TextTable(f"plan of {report['recipe']}", columns)
     for model in report["models"]:
         what = "; ".join(d for s in model["steps"] if s["status"] == "applied" for d in s["details"])
         table.add_row(
             model["base"], str(model["version"] or ""), model["status"], model["verdict"], model["reason"] or what
         )
-    out.print(table)
+    print_table(table)
     for message in report["warnings"]:
         warn(message)
     summary = report["summary"]
@@ -145,12 +144,12 @@ def plan_markdown(report: dict[str, Any]) -> str:
 
 
 def render_apply(report: dict[str, Any]) -> None:
-    table = Table(title=f"apply of {report['recipe']}", title_justify="left")
-    for column in ("model", "outcome", "new version", "reason"):
-        table.add_column(column)
+    table = TextTable(
+        f"apply of {report['recipe']}", [Column(c) for c in ("model", "outcome", "new version", "reason")]
+    )
     for model in report["models"]:
         table.add_row(model["base"], model["status"], model["path"] or "", model["reason"] or "")
-    out.print(table)
+    print_table(table)
     note(", ".join(f"{n} {status}" for status, n in report["summary"].items() if n) or "no models")
 
 

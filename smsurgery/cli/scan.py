@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from smsurgery.cli.common import err, out, parse_tags, print_json
+from smsurgery.cli.common import err, parse_tags, print_json, say
 from smsurgery.cli.options import JsonOpt, PathArg, SignatureOpt, TagsOpt, VersionOpt
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.inspect.scan import scan as scan_path
 
 EXIT_FOUND = 3
@@ -44,27 +44,26 @@ def _groups(meta: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 
 def render_scan(report: dict[str, Any]) -> None:
     where = report["path"] if report["version"] is None else f"{report['base']} version {report['version']}"
-    out.print(where, style="bold")
+    say(where, style="bold")
     for meta in report["meta_graphs"]:
         tags = ",".join(meta["tags"]) or "(no tags)"
         clean = [group for group, findings in _groups(meta) if not findings and not group.startswith("elsewhere")]
         if clean:
-            out.print(f"meta graph [{tags}], nothing found in: {', '.join(clean)}")
+            say(f"meta graph [{tags}], nothing found in: {', '.join(clean)}")
         for group, findings in _groups(meta):
             if findings:
-                out.print(_findings_table(f"meta graph [{tags}], {group}", findings))
+                print_table(_findings_table(f"meta graph [{tags}], {group}", findings))
         if meta["saver_ops"]:
-            out.print(f"checkpoint ops of the saver (expected, not counted): {', '.join(meta['saver_ops'])}")
+            say(f"checkpoint ops of the saver (expected, not counted): {', '.join(meta['saver_ops'])}")
     if report["clean"]:
         err.print("scan: no risky ops found")
     else:
         err.print(f"scan: {report['count']} risky op(s) found", style="red")
 
 
-def _findings_table(title: str, findings: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("op", "category", "node", "why"):
-        table.add_column(column, overflow="fold")  # function/node names are long; never cut them
+def _findings_table(title: str, findings: list[dict[str, Any]]) -> TextTable:
+    # function/node names are long: a cell that does not fit is folded, never cut
+    table = TextTable(title, [Column(c, overflow="fold") for c in ("op", "category", "node", "why")])
     for finding in findings:
         node = finding["node"] if finding["function"] is None else f"{finding['function']}/{finding['node']}"
         if finding.get("embedded_in"):

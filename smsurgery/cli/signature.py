@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from smsurgery.cli import edit_commands
-from smsurgery.cli.common import note, out, parse_tags, print_json, working
+from smsurgery.cli.common import note, parse_tags, print_json, working
 from smsurgery.cli.edit_output import run_edits
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
 from smsurgery.cli.publish_options import publish_options
@@ -295,17 +295,16 @@ def _number(value: float | None) -> str:
 
 
 def render_comparison(report: Any) -> None:
-    from rich.table import Table
+    from smsurgery.cli.tables import Column, TextTable, print_table
 
-    table = Table(title=f"{report.a}  vs  {report.b}  (rtol {report.rtol}, atol {report.atol})", title_justify="left")
-    for column in ("signature", "output", "status", "max abs diff", "max rel diff"):
-        table.add_column(column)
+    title = f"{report.a}  vs  {report.b}  (rtol {report.rtol}, atol {report.atol})"
+    table = TextTable(title, [Column(c) for c in ("signature", "output", "status", "max abs diff", "max rel diff")])
     for outcome in report.signatures:
         if not outcome.outputs:
             table.add_row(outcome.key, "", outcome.status, "", outcome.error or "")
         for diff in outcome.outputs:
             table.add_row(outcome.key, diff.alias, diff.status, _number(diff.max_abs), _number(diff.max_rel))
-    out.print(table)
+    print_table(table)
     for message in report.notes:
         note(message)
     note("outputs agree within tolerance" if report.ok else "outputs differ: " + "; ".join(report.failures()))

@@ -7,6 +7,7 @@ as wide as its widest cell, the title on its own line. `plain_text` writes
 exactly that, and gives up (None) on anything rich would lay out differently
 (a cell that is not one line of printable ASCII, a table wider than the
 console), so rich draws those. tests/test_tables.py holds the two equal.
+Every command draws its tables through `print_table`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ Cell = str | tuple[str, str]  # text, or (text, rich style) for a terminal
 class Column:
     header: str
     justify: str = "left"  # or "right"
+    overflow: str = "ellipsis"  # how rich cuts a cell that does not fit; "fold" wraps it whole
 
 
 @dataclass
@@ -66,7 +68,7 @@ def _console_width() -> int | None:
     return int(columns) if columns.isdigit() else None  # rich's own fallback for a bad value: leave it to rich
 
 
-def _plain(text: str) -> bool:
+def _one_line_ascii(text: str) -> bool:
     return text.isascii() and text.isprintable()
 
 
@@ -78,7 +80,9 @@ def plain_text(table: TextTable, width: int) -> str | None:
     """What rich writes for `table` to a `width`-column pipe, or None where its layout would differ."""
     cells = [[_text(cell) for cell in row] for row in table.rows]
     texts = [table.title, *(c.header for c in table.columns), *(text for row in cells for text in row)]
-    if not all(_plain(text) for text in texts) or any(c.justify not in ("left", "right") for c in table.columns):
+    if not all(_one_line_ascii(text) for text in texts) or any(
+        c.justify not in ("left", "right") for c in table.columns
+    ):
         return None
     widths = [max([len(c.header), *(len(row[i]) for row in cells)]) for i, c in enumerate(table.columns)]
     if sum(widths) + 3 * len(widths) + 1 > width or len(table.title) > width:
@@ -108,7 +112,7 @@ def rich_table(table: TextTable) -> Table:
 
     drawn = Table(title=table.title, title_justify="left", title_style=table.title_style)
     for column in table.columns:
-        drawn.add_column(column.header, justify=column.justify)  # type: ignore[arg-type]
+        drawn.add_column(column.header, justify=column.justify, overflow=column.overflow)  # type: ignore[arg-type]
     for row in table.rows:
         drawn.add_row(*(cell if isinstance(cell, str) else Text(cell[0], style=cell[1]) for cell in row))
     return drawn

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from smsurgery.cli.common import note, out, parse_tags, print_json
+from smsurgery.cli.common import note, parse_tags, print_json
 from smsurgery.cli.options import JsonOpt, PathArg, TagsOpt
+from smsurgery.cli.tables import Column, TextTable, print_table
 from smsurgery.core.model import shape_text
 from smsurgery.core.tensor_index import list_tensors
 
@@ -35,16 +35,14 @@ def tensors(
 
 def render_tensors(report: dict[str, Any]) -> None:
     title = f"signature '{report['signature']}': {report['count']} of {report['total']} tensors"
-    table = Table(title=title, title_justify="left")
-    for column in ("address", "op", "dtype", "shape", "layer"):
-        table.add_column(column, overflow="fold")
+    table = TextTable(title, [Column(c, overflow="fold") for c in ("address", "op", "dtype", "shape", "layer")])
     for entry in report["tensors"]:
         layer = entry["layer"] or ""
         if entry["context"]:
             layer = f"{layer} ({entry['context']})".strip()
         shape = shape_text(entry["shape"]) if entry["shape"] is not None else "?"
         table.add_row(entry["address"], entry["op"], entry["dtype"] or "?", shape, layer)
-    out.print(table)
+    print_table(table)
     layers = report["layers"]
     if layers:
         shown = ", ".join(layers) if len(layers) <= MAX_LAYERS_SHOWN else f"{len(layers)} (--json lists them)"
