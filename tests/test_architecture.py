@@ -5,6 +5,7 @@ Static checks over the package's source (no module is imported):
   functions too (a circle held together by a function-level import is
   still a circle);
 - only `smsurgery.graph` (the TensorFlow layer) imports TensorFlow or Keras;
+- only `smsurgery.cli.tables` draws tables with rich (one way to draw one);
 - modules stay under about 500 lines.
 """
 
@@ -107,6 +108,16 @@ def test_only_the_graph_layer_imports_tensorflow() -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             if any(n.split(".")[0] in ("tensorflow", "keras") for n in names):
+                offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_only_cli_tables_draws_rich_tables() -> None:
+    offenders = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "rich.table" and name != "smsurgery.cli.tables":
                 offenders.append(f"{name}:{node.lineno}")
     assert not offenders, offenders
 
