@@ -35,7 +35,7 @@ def build(
     from smsurgery.serving.request_body import build_request
     from smsurgery.serving.tf_example import parse_input_flags
 
-    built = build_request(
+    return build_request(
         path,
         version=version,
         tags=parse_tags(tags),
@@ -47,7 +47,6 @@ def build(
         rest=rest,
         model_name=model_name,
     )
-    return built
 
 
 def warn_notes(built: BuiltRequest) -> None:
