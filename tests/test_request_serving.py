@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from smsurgery.core.errors import InvalidRequest
 from smsurgery.core.model import SignatureView, TensorView
+from smsurgery.serving.responses import classify_response, predict_response, regress_response
 from smsurgery.serving.rest import (
     COLUMNAR,
     ROW,
@@ -25,9 +26,8 @@ from smsurgery.serving.rest import (
     json_to_array,
     loads,
     parse_predict,
-    predict_response,
 )
-from smsurgery.serving.tf_example import classify_response, make_example, parse_examples, regress_response
+from smsurgery.serving.tf_example import make_example, parse_examples
 
 
 def _signature(inputs: dict[str, str], key: str = "serving_default", method: str = "predict") -> SignatureView:

@@ -1,7 +1,7 @@
 """`smsurgery run`: a REST body through the TF1 loader, answered as TensorFlow Serving answers.
 
 Two steps. `plan_body` reads the body and checks it against the signature by
-Serving's rules (`serving.py`, `examples.py`): pure, so a wrong body fails
+Serving's rules (`serving/rest.py`, `serving/tf_example.py`): pure, so a wrong body fails
 in Serving's words before TensorFlow is even imported. `Runner.execute` then
 feeds the tensors into the session and writes Serving's response.
 
@@ -28,15 +28,9 @@ from smsurgery.core.model import DEFAULT_SIGNATURE, MetaGraph, SavedModelFile, S
 from smsurgery.graph.session import Session, import_tf, load_session
 from smsurgery.serving.grpc_requests import examples_call, predict_arrays
 from smsurgery.serving.request_body import BuiltRequest, signature_lookup
-from smsurgery.serving.rest import EXAMPLES, Response, check_predict, loads, parse_predict, predict_response
-from smsurgery.serving.tf_example import (
-    ExamplesCall,
-    classify_response,
-    examples_signature,
-    examples_targets,
-    parse_examples,
-    regress_response,
-)
+from smsurgery.serving.responses import Response, classify_response, predict_response, regress_response
+from smsurgery.serving.rest import EXAMPLES, check_predict, loads, parse_predict
+from smsurgery.serving.tf_example import ExamplesCall, examples_signature, examples_targets, parse_examples
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The REST body for one signature, as TensorFlow Serving's REST API takes it.
 
 `build_request` makes the body from user values or samples, checked by
-Serving's own rules (`serving.py`, `examples.py`) before anyone sees it;
+Serving's own rules (`rest.py`, `tf_example.py`) before anyone sees it;
 `curl_line` posts it. The resulting `BuiltRequest` is also what the gRPC
 request (`grpc_requests.py`), the local run (`graph/run.py`) and warmup
 records (`warmup.py`) are made from.

@@ -1,9 +1,9 @@
-"""TensorFlow Serving's REST rules in pure Python: bodies in, tensors out, responses back.
+"""TensorFlow Serving's REST rules in pure Python: bodies in, tensors out.
 
 A port of the semantics of tensorflow_serving/util/json_tensor.cc and of the
 checks around it (predict_util.cc, classifier.cc, regressor.cc), so that
 `smsurgery run` accepts exactly the bodies Serving accepts, rejects the others
-with Serving's own messages, and answers in Serving's response format:
+with Serving's own messages:
 
 - row format (`instances`) and columnar format (`inputs`), never both;
 - integers must be JSON integers; floats take `NaN`/`Infinity` and refuse a
@@ -11,9 +11,9 @@ with Serving's own messages, and answers in Serving's response format:
 - declared shapes are *not* checked against the body (Serving feeds a batch
   of 3 into a scalar-shaped signature, as its half_plus_three example shows);
 - classify/regress bodies (`examples`, optional `context`) become serialized
-  tf.Examples; responses use `results` (that side lives in `examples.py`);
-- outputs: `predictions`/`outputs`, DT_STRING outputs whose alias ends in
-  `_bytes` as `{"b64": ...}`, floats written as Serving writes them.
+  tf.Examples (that side lives in `tf_example.py`).
+
+What Serving answers is in `responses.py`.
 
 Errors are `InvalidRequest` whose message is Serving's message. No
 TensorFlow runtime here.
@@ -48,7 +48,7 @@ _INT_RANGES = {
     "DT_UINT32": (0, 2**32),
     "DT_UINT64": (0, 2**64),
 }
-_NUMPY = {
+NUMPY_TYPES = {
     "DT_FLOAT": np.float32,
     "DT_DOUBLE": np.float64,
     "DT_INT32": np.int32,
@@ -270,13 +270,13 @@ def json_to_array(value: Any, dtype: str) -> np.ndarray:
         array[:] = flat
         return array.reshape(shape)
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        return np.array(flat, dtype=np.float64).astype(_NUMPY[dtype]).reshape(shape)
+        return np.array(flat, dtype=np.float64).astype(NUMPY_TYPES[dtype]).reshape(shape)
     if dtype == "DT_UINT64":
         return np.array(flat, dtype=np.uint64).reshape(shape)
     if dtype == "DT_BOOL":
         return np.array(flat, dtype=np.bool_).reshape(shape)
     # int_val holds int32; narrower types wrap as in Tensor::FromProto.
-    return np.array(flat, dtype=np.int64).astype(_NUMPY[dtype]).reshape(shape)
+    return np.array(flat, dtype=np.int64).astype(NUMPY_TYPES[dtype]).reshape(shape)
 
 
 def shape_text(shape: tuple[int, ...] | list[int]) -> str:
@@ -427,51 +427,6 @@ def check_predict(signature: SignatureView, inputs: dict[str, np.ndarray]) -> No
         )
 
 
-# ---- responses ----
-
-
-@dataclass(frozen=True)
-class Response:
-    """A response body as Serving writes it; `data` is what a JSON client reads."""
-
-    text: str
-
-    @property
-    def data(self) -> Any:
-        return json.loads(self.text)
-
-
-_DT_OF_KIND = {np.dtype(v): k for k, v in _NUMPY.items()}
-
-
-def numpy_dtype_name(array: np.ndarray) -> str:
-    if array.dtype.kind in "OSU":
-        return "DT_STRING"
-    if array.dtype == np.float16:
-        return "DT_HALF"
-    return _DT_OF_KIND.get(array.dtype, f"DT_{array.dtype.name.upper()}")
-
-
-def tensor_json(array: np.ndarray, alias: str) -> Any:
-    """AddTensorValues: a tensor as nested lists of Serving-formatted leaves."""
-    dtype = numpy_dtype_name(array)
-    flat: list[Any]
-    if dtype == "DT_STRING":
-        binary = alias.endswith("_bytes")
-        values = [as_bytes(v) for v in array.ravel()]
-        flat = [
-            {"b64": base64.b64encode(v).decode("ascii")} if binary else v.decode("utf-8", "replace") for v in values
-        ]
-    elif dtype in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF"):
-        single = dtype != "DT_DOUBLE"
-        flat = [Raw(decimal_text(float(v), single=single)) for v in array.ravel()]
-    elif dtype in _NUMPY:
-        flat = array.ravel().tolist()
-    else:
-        raise InvalidRequest(f"Failed to write JSON value for tensor type: {dtype_text(dtype)}")
-    return nest(flat, array.shape)
-
-
 def as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
@@ -484,28 +439,3 @@ def nest(flat: list[Any], shape: tuple[int, ...]) -> Any:
         return flat
     step = len(flat) // shape[0] if shape[0] else 0
     return [nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-def predict_response(outputs: dict[str, np.ndarray], fmt: str) -> Response:
-    """MakeJsonFromTensors: `predictions` for row requests, `outputs` for columnar ones."""
-    if not outputs:
-        raise InvalidRequest("Cannot convert empty tensor map to JSON")
-    names = sorted(outputs)
-    arrays = {name: np.asarray(outputs[name]) for name in names}
-    if fmt == COLUMNAR:
-        values = {name: tensor_json(arrays[name], name) for name in names}
-        body = values if len(names) > 1 else values[names[0]]
-        return Response(dumps({"outputs": body}, pretty=True))
-    batch = -1
-    for name in names:
-        if arrays[name].ndim == 0:
-            raise InvalidRequest(f"Tensor name: {name} has no shape information")
-        if batch >= 0 and arrays[name].shape[0] != batch:
-            raise InvalidRequest(
-                f"Tensor name: {name} has inconsistent batch size: {arrays[name].shape[0]} expecting: {batch}"
-            )
-        batch = arrays[name].shape[0]
-    rows = {name: tensor_json(arrays[name], name) for name in names}
-    one = len(names) == 1
-    predictions = rows[names[0]] if one else [{name: rows[name][i] for name in names} for i in range(batch)]
-    return Response(dumps({"predictions": predictions}, pretty=True))

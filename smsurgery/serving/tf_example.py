@@ -4,7 +4,8 @@ Serving's classify and regress APIs take `examples` (and an optional
 `context`) in JSON, build a `tf.Example` from each (json_tensor.cc
 MakeExampleFromJsonObject), feed them serialized into the signature's
 `inputs`, and answer with `results` (classifier.cc, regressor.cc). This
-module ports those rules; `serving.py` holds the predict side.
+module ports those rules; `rest.py` holds the predict side and
+`responses.py` the answers.
 
 A classify or regress signature takes serialized `tf.Example` strings, and
 which features it needs is written nowhere in the signature: it is in the
@@ -42,20 +43,13 @@ from smsurgery.core.model import DEFAULT_SIGNATURE, SignatureView, TensorView
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file
 from smsurgery.serving.rest import (
     METHOD_NAMES,
-    Raw,
-    Response,
     SignatureLookup,
-    as_bytes,
     b64_decode,
-    decimal_text,
-    dumps,
     format_error,
     is_b64_object,
     is_lossless,
     json_type,
     nest,
-    numpy_dtype_name,
-    shape_text,
     signature_name_of,
     value_text,
 )
@@ -272,54 +266,6 @@ def examples_targets(signature: SignatureView, method: str) -> tuple[str, dict[s
         wanted = '"classes" or "scores"' if method == "classify" else '"outputs"'
         raise InvalidRequest(f"Expected {label} signature outputs to contain {wanted}. Signature was: {signature.key}")
     return inputs["inputs"].name or "", targets
-
-
-def _check_matrix(array: np.ndarray, role: str, wanted: str, examples: int) -> None:
-    if array.ndim != 2:
-        raise InvalidRequest(f"Expected Tensor shape: [batch_size num_classes] but got {shape_text(array.shape)}")
-    dtype = numpy_dtype_name(array)
-    if dtype != wanted:
-        raise InvalidRequest(f"Expected {role} Tensor of {wanted}. Got: {dtype}")
-    if array.shape[0] != examples:
-        raise InvalidRequest(f"Expected {role} output batch size of {examples}. Got: {array.shape[0]}")
-
-
-def classify_response(classes: np.ndarray | None, scores: np.ndarray | None, examples: int) -> Response:
-    """PostProcessClassificationResult + MakeJsonFromClassificationResult."""
-    if classes is not None:
-        _check_matrix(classes, "classes", "DT_STRING", examples)
-    if scores is not None:
-        _check_matrix(scores, "scores", "DT_FLOAT", examples)
-    if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-        raise InvalidRequest(
-            f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}"
-        )
-    reference = classes if classes is not None else scores
-    count = reference.shape[1] if reference is not None else 0
-    results = []
-    for i in range(examples):
-        row = []
-        for c in range(count):
-            label = as_bytes(classes[i, c]).decode("utf-8", "replace") if classes is not None else ""
-            score = float(scores[i, c]) if scores is not None else 0.0
-            row.append([label, Raw(decimal_text(score, single=True))])
-        results.append(row)
-    return Response(dumps({"results": results}, pretty=True))
-
-
-def regress_response(output: np.ndarray, examples: int) -> Response:
-    """PostProcessRegressionResult + MakeJsonFromRegressionResult."""
-    if not (output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1)):
-        raise InvalidRequest(
-            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-            + shape_text(output.shape)
-        )
-    if output.shape[0] != examples:
-        raise InvalidRequest(f"Input batch size did not match output batch size: {examples} vs. {output.shape[0]}")
-    if numpy_dtype_name(output) != "DT_FLOAT":
-        raise InvalidRequest(f"Expected output Tensor of DT_FLOAT.  Got: {numpy_dtype_name(output)}")
-    values = [Raw(decimal_text(float(v), single=True)) for v in output.ravel()]
-    return Response(dumps({"results": values}, pretty=True))
 
 
 # ---- sample values (JSON, as a REST body carries them) ----
