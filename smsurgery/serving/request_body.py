@@ -29,7 +29,7 @@ from smsurgery.core.model import (
     read,
     signature_view,
 )
-from smsurgery.serving.rest import COLUMNAR, EXAMPLES, ROW, dense_shape, json_to_array, parse_predict
+from smsurgery.serving.rest import COLUMNAR, EXAMPLES, ROW, dense_shape, json_tensor, parse_predict
 from smsurgery.serving.samples import MAX_JSON_SAMPLE_ELEMENTS
 from smsurgery.serving.tf_example import (
     FeatureSpec,
@@ -170,11 +170,13 @@ def _input_values(
         else:
             value = _sample_value(meta, tensor, fmt, batch, seed, images)
         try:
-            array = json_to_array(value, tensor.dtype)
+            shape = json_tensor(value, tensor.dtype).shape
         except InvalidRequest as error:
-            shape = "unknown rank" if tensor.shape is None else list(tensor.shape)
-            raise InvalidRequest(f"input '{tensor.alias}' ({tensor.dtype}, shape {shape}): {error.message}") from error
-        note = _shape_note(tensor, array.shape) if tensor.alias in given else None
+            declared = "unknown rank" if tensor.shape is None else list(tensor.shape)
+            raise InvalidRequest(
+                f"input '{tensor.alias}' ({tensor.dtype}, shape {declared}): {error.message}"
+            ) from error
+        note = _shape_note(tensor, shape) if tensor.alias in given else None
         if note:
             notes.append(note)
         values[tensor.alias] = value

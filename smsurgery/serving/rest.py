@@ -25,20 +25,22 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from smsurgery.core.errors import InvalidRequest
 from smsurgery.core.model import DEFAULT_SIGNATURE, SignatureView
+
+if TYPE_CHECKING:  # the rules themselves are pure Python: numpy loads only to hand tensors to a session
+    import numpy as np
 
 ROW, COLUMNAR, EXAMPLES = "row", "columnar", "examples"
 METHOD_NAMES = {m: f"tensorflow/serving/{m}" for m in ("predict", "classify", "regress")}
 SignatureLookup = Callable[[str], "SignatureView | None"]
 
-_FLOAT_LIMITS = {"float": (24, float(np.finfo(np.float32).max)), "double": (53, float(np.finfo(np.float64).max))}
+_FLOAT_LIMITS = {"float": (24, 3.4028234663852886e38), "double": (53, 1.7976931348623157e308)}  # digits, finfo.max
 _INT_RANGES = {
     "DT_INT32": (-(2**31), 2**31),
     "DT_INT16": (-(2**31), 2**31),
@@ -48,18 +50,19 @@ _INT_RANGES = {
     "DT_UINT32": (0, 2**32),
     "DT_UINT64": (0, 2**64),
 }
-NUMPY_TYPES = {
-    "DT_FLOAT": np.float32,
-    "DT_DOUBLE": np.float64,
-    "DT_INT32": np.int32,
-    "DT_INT16": np.int16,
-    "DT_INT8": np.int8,
-    "DT_UINT8": np.uint8,
-    "DT_INT64": np.int64,
-    "DT_UINT32": np.uint32,
-    "DT_UINT64": np.uint64,
-    "DT_BOOL": np.bool_,
+NUMPY_TYPES = {  # the numpy type of each dtype a JSON body can carry
+    "DT_FLOAT": "float32",
+    "DT_DOUBLE": "float64",
+    "DT_INT32": "int32",
+    "DT_INT16": "int16",
+    "DT_INT8": "int8",
+    "DT_UINT8": "uint8",
+    "DT_INT64": "int64",
+    "DT_UINT32": "uint32",
+    "DT_UINT64": "uint64",
+    "DT_BOOL": "bool",
 }
+_FLOAT32 = struct.Struct("f")
 
 
 def dtype_text(dtype: str) -> str:
@@ -81,12 +84,20 @@ def decimal_text(value: float, *, single: bool) -> str:
     if math.isinf(value):
         return "-Infinity" if value < 0 else "Infinity"
     text = f"{value:g}"
-    cast = np.float32 if single else np.float64
+    cast = _as_float32 if single else float
     if cast(float(text)) != cast(value):
         text = f"{value:.9g}" if single else f"{value:.17g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text
+
+
+def _as_float32(value: float) -> float:
+    """The float32 nearest `value` (numpy's cast): infinite past float32's range."""
+    try:
+        return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def dumps(value: Any, *, pretty: bool = False, _depth: int = 0) -> str:
@@ -162,7 +173,7 @@ def format_error(doc: Any, message: str) -> InvalidRequest:
     return InvalidRequest(f"JSON Value: {value_text(doc)} {message}")
 
 
-# ---- JSON values -> numpy arrays (GetDenseTensorShape + FillTensorProto) ----
+# ---- JSON values -> tensors (GetDenseTensorShape + FillTensorProto) ----
 
 
 def is_b64_object(value: Any) -> bool:
@@ -260,23 +271,53 @@ def _fill(value: Any, level: int, shape: list[int], dtype: str, out: list[Any]) 
         _fill(item, level + 1, shape, dtype, out)
 
 
-def json_to_array(value: Any, dtype: str) -> np.ndarray:
+@dataclass(frozen=True)
+class JsonTensor:
+    """A tensor read from JSON by Serving's rules: its values, flat in row-major order, and its shape."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    values: list[Any]
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    def array(self) -> np.ndarray:
+        """As a numpy array of the tensor's dtype, for a session to feed."""
+        import numpy as np
+
+        if self.dtype == "DT_STRING":
+            array = np.empty(len(self.values), dtype=object)
+            array[:] = self.values
+            return array.reshape(self.shape)
+        if self.dtype in ("DT_FLOAT", "DT_DOUBLE"):
+            return np.array(self.values, dtype=np.float64).astype(NUMPY_TYPES[self.dtype]).reshape(self.shape)
+        if self.dtype == "DT_UINT64":
+            return np.array(self.values, dtype=np.uint64).reshape(self.shape)
+        if self.dtype == "DT_BOOL":
+            return np.array(self.values, dtype=np.bool_).reshape(self.shape)
+        # int_val holds int32; narrower types wrap as in Tensor::FromProto.
+        return np.array(self.values, dtype=np.int64).astype(NUMPY_TYPES[self.dtype]).reshape(self.shape)
+
+
+def json_tensor(value: Any, dtype: str) -> JsonTensor:
     """One JSON value (scalar, nested list, b64 object) as a tensor of `dtype`, by Serving's rules."""
     shape = dense_shape(value)
     flat: list[Any] = []
     _fill(value, 0, shape, dtype, flat)
-    if dtype == "DT_STRING":
-        array = np.empty(len(flat), dtype=object)
-        array[:] = flat
-        return array.reshape(shape)
-    if dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        return np.array(flat, dtype=np.float64).astype(NUMPY_TYPES[dtype]).reshape(shape)
-    if dtype == "DT_UINT64":
-        return np.array(flat, dtype=np.uint64).reshape(shape)
-    if dtype == "DT_BOOL":
-        return np.array(flat, dtype=np.bool_).reshape(shape)
-    # int_val holds int32; narrower types wrap as in Tensor::FromProto.
-    return np.array(flat, dtype=np.int64).astype(NUMPY_TYPES[dtype]).reshape(shape)
+    return JsonTensor(dtype, tuple(shape), flat)
+
+
+def json_to_array(value: Any, dtype: str) -> np.ndarray:
+    """`json_tensor` as a numpy array."""
+    return json_tensor(value, dtype).array()
+
+
+def stack(tensors: list[JsonTensor]) -> JsonTensor:
+    """Tensors of one shape along a new first dimension (`np.stack`)."""
+    first = tensors[0]
+    return JsonTensor(first.dtype, (len(tensors), *first.shape), [v for t in tensors for v in t.values])
 
 
 def shape_text(shape: tuple[int, ...] | list[int]) -> str:
@@ -293,7 +334,12 @@ class PredictCall:
 
     signature_name: str  # as written in the body; "" means the default signature
     format: str  # row | columnar
-    inputs: dict[str, np.ndarray]
+    tensors: dict[str, JsonTensor]
+
+    @property
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The tensors as numpy arrays, for a session to feed."""
+        return {alias: tensor.array() for alias, tensor in self.tensors.items()}
 
 
 def signature_name_of(doc: dict[str, Any]) -> str:
@@ -336,26 +382,26 @@ class _Rows:
 
     def __init__(self, dtypes: dict[str, str]) -> None:
         self.dtypes = dtypes
-        self.values: dict[str, list[np.ndarray]] = {}
+        self.values: dict[str, list[JsonTensor]] = {}
 
     def add(self, name: str, value: Any) -> None:
         if name not in self.dtypes:
             raise InvalidRequest(f"JSON object: does not have named input: {name}")
-        array = json_to_array(value, self.dtypes[name])
+        tensor = json_tensor(value, self.dtypes[name])
         previous = self.values.setdefault(name, [])
         if previous:
             first = previous[0]
-            if first.size != array.size:
-                raise InvalidRequest(f"Expecting tensor size: {first.size} but got: {array.size}")
-            if first.shape != array.shape:
-                raise InvalidRequest(f"Expecting shape {shape_text(first.shape)} but got: {shape_text(array.shape)}")
-        previous.append(array)
+            if first.size != tensor.size:
+                raise InvalidRequest(f"Expecting tensor size: {first.size} but got: {tensor.size}")
+            if first.shape != tensor.shape:
+                raise InvalidRequest(f"Expecting shape {shape_text(first.shape)} but got: {shape_text(tensor.shape)}")
+        previous.append(tensor)
 
-    def batched(self) -> dict[str, np.ndarray]:
-        return {name: np.stack(arrays) for name, arrays in self.values.items()}
+    def batched(self) -> dict[str, JsonTensor]:
+        return {name: stack(tensors) for name, tensors in self.values.items()}
 
 
-def _from_instances(items: list[Any], dtypes: dict[str, str]) -> dict[str, np.ndarray]:
+def _from_instances(items: list[Any], dtypes: dict[str, str]) -> dict[str, JsonTensor]:
     if not isinstance(items[0], dict) and len(dtypes) > 1:
         raise InvalidRequest(
             "instances is a plain list, but expecting list of objects as multiple input tensors required as per "
@@ -393,7 +439,7 @@ def _from_instances(items: list[Any], dtypes: dict[str, str]) -> dict[str, np.nd
     return rows.batched()
 
 
-def _from_inputs(value: Any, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
+def _from_inputs(value: Any, dtypes: dict[str, str]) -> dict[str, JsonTensor]:
     names = sorted(dtypes)
     if not isinstance(value, dict) or is_b64_object(value):
         if len(dtypes) > 1:
@@ -401,16 +447,16 @@ def _from_inputs(value: Any, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
                 "inputs is a plain value/list, but expecting an object as multiple input tensors required as per "
                 "tensorinfo_map"
             )
-        return {names[0]: json_to_array(value, dtypes[names[0]])}
-    arrays = {}
+        return {names[0]: json_tensor(value, dtypes[names[0]])}
+    tensors = {}
     for name in names:
         if name not in value:
             raise InvalidRequest(f"Missing named input: {name} in 'inputs' object.")
-        arrays[name] = json_to_array(value[name], dtypes[name])
-    return arrays
+        tensors[name] = json_tensor(value[name], dtypes[name])
+    return tensors
 
 
-def check_predict(signature: SignatureView, inputs: dict[str, np.ndarray]) -> None:
+def check_predict(signature: SignatureView, inputs: Mapping[str, object]) -> None:
     """VerifySignature and VerifyRequestInputsSize of predict_util.cc."""
     if signature.method_name not in METHOD_NAMES.values():
         raise InvalidRequest(

@@ -12,34 +12,40 @@ import math
 import struct
 import zlib
 from collections.abc import Collection
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from smsurgery.core.errors import InvalidRequest
 from smsurgery.core.model import SignatureView, TensorView
+from smsurgery.serving.pcg64 import Generator
+
+if TYPE_CHECKING:  # numpy loads only for arrays: a request body's few values need none of it
+    import numpy as np
 
 MAX_SAMPLE_BYTES = 1 << 30  # one generated array; verification of an image model needs far less
 MAX_JSON_SAMPLE_ELEMENTS = 1 << 24  # values of one sample in a JSON body (~120 MB of text)
-_OBJECT_BYTES = 64  # a short Python bytes object and its pointer
 
-NUMPY_DTYPES: dict[str, Any] = {
-    "DT_FLOAT": np.float32,
-    "DT_DOUBLE": np.float64,
-    "DT_HALF": np.float16,
-    "DT_INT8": np.int8,
-    "DT_INT16": np.int16,
-    "DT_INT32": np.int32,
-    "DT_INT64": np.int64,
-    "DT_UINT8": np.uint8,
-    "DT_UINT16": np.uint16,
-    "DT_UINT32": np.uint32,
-    "DT_UINT64": np.uint64,
-    "DT_BOOL": np.bool_,
-    "DT_STRING": np.object_,
-    "DT_COMPLEX64": np.complex64,
-    "DT_COMPLEX128": np.complex128,
+# each dtype's numpy type and its size in bytes (a string: a short Python bytes object and its pointer)
+_TYPES: dict[str, tuple[str, int]] = {
+    "DT_FLOAT": ("float32", 4),
+    "DT_DOUBLE": ("float64", 8),
+    "DT_HALF": ("float16", 2),
+    "DT_INT8": ("int8", 1),
+    "DT_INT16": ("int16", 2),
+    "DT_INT32": ("int32", 4),
+    "DT_INT64": ("int64", 8),
+    "DT_UINT8": ("uint8", 1),
+    "DT_UINT16": ("uint16", 2),
+    "DT_UINT32": ("uint32", 4),
+    "DT_UINT64": ("uint64", 8),
+    "DT_BOOL": ("bool_", 1),
+    "DT_STRING": ("object_", 64),
+    "DT_COMPLEX64": ("complex64", 8),
+    "DT_COMPLEX128": ("complex128", 16),
 }
+# values drawn in pure Python (about a microsecond each, so 80 ms at most, less than importing numpy);
+# larger samples come from numpy
+PURE_SAMPLE_LIMIT = 1 << 16
+_FLOAT_CASTS = {"DT_FLOAT": "f", "DT_HALF": "e"}  # struct formats that round a double as numpy's astype does
 
 
 def base_dtype(dtype: str) -> str:
@@ -48,8 +54,14 @@ def base_dtype(dtype: str) -> str:
 
 
 def numpy_dtype(dtype: str) -> Any:
+    import numpy as np
+
+    return getattr(np, _type_of(dtype)[0])
+
+
+def _type_of(dtype: str) -> tuple[str, int]:
     try:
-        return NUMPY_DTYPES[base_dtype(dtype)]
+        return _TYPES[base_dtype(dtype)]
     except KeyError as error:
         raise InvalidRequest(f"dtype {dtype} has no sample values", hint="pass values explicitly") from error
 
@@ -60,10 +72,11 @@ def concrete_shape(shape: tuple[int, ...] | None, batch: int) -> tuple[int, ...]
     return tuple((batch if i == 0 else 2) if d < 0 else d for i, d in enumerate(shape))
 
 
-def _sample_size(tensor: TensorView, shape: tuple[int, ...], dtype: Any, max_elements: int | None) -> None:
-    """Refuse, before allocating, a sample that a declared shape like [1000000, 1000000] would make huge."""
+def _sample_shape(tensor: TensorView, batch: int, max_elements: int | None) -> tuple[int, ...]:
+    """The sample's shape; refused, before anything is allocated, when a shape like [1000000, 1000000] is huge."""
+    shape = concrete_shape(tensor.shape, batch)
     count = math.prod(shape)  # Python ints: a product of int64 dims must not wrap around
-    size = count * (_OBJECT_BYTES if dtype is np.object_ else np.dtype(dtype).itemsize)
+    size = count * _type_of(tensor.dtype)[1]
     too_many = max_elements is not None and count > max_elements
     if size > MAX_SAMPLE_BYTES or too_many:
         limit = f"{max_elements} values" if too_many else f"{MAX_SAMPLE_BYTES >> 30} GiB"
@@ -72,6 +85,17 @@ def _sample_size(tensor: TensorView, shape: tuple[int, ...], dtype: Any, max_ele
             f"({size / (1 << 30):.3g} GiB), more than the {limit} smsurgery generates",
             hint="give the value yourself (--input ALIAS=@FILE), or a smaller --batch",
         )
+    return shape
+
+
+def _string_values(tensor: TensorView, count: int, image: bool, seed: int) -> list[bytes]:
+    if image:
+        return [tiny_png(seed=seed + i) for i in range(count)]
+    return [f"{tensor.alias}-{i}".encode() for i in range(count)]
+
+
+def _rng_seed(tensor: TensorView, seed: int) -> int:
+    return seed + sum(tensor.alias.encode())
 
 
 def sample_array(
@@ -81,21 +105,60 @@ def sample_array(
 
     `image`: PNG files for a string input.
     """
-    shape = concrete_shape(tensor.shape, batch)
-    rng = np.random.default_rng(seed + sum(tensor.alias.encode()))
+    import numpy as np
+
+    shape = _sample_shape(tensor, batch, max_elements)
     dtype = numpy_dtype(tensor.dtype)
-    _sample_size(tensor, shape, dtype, max_elements)
-    if dtype is np.object_ and image:
-        count = math.prod(shape)
-        return np.array([tiny_png(seed=seed + i) for i in range(count)], dtype=object).reshape(shape)
     if dtype is np.object_:
-        flat = [f"{tensor.alias}-{i}".encode() for i in range(int(np.prod(shape, dtype=np.int64)))]
-        return np.array(flat, dtype=object).reshape(shape)
+        return np.array(_string_values(tensor, math.prod(shape), image, seed), dtype=object).reshape(shape)
+    rng = np.random.default_rng(_rng_seed(tensor, seed))
     if dtype is np.bool_:
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, 5, size=shape).astype(dtype)
     return rng.uniform(0.0, 1.0, size=shape).astype(dtype)
+
+
+def sample_json_values(
+    tensor: TensorView, *, batch: int = 1, seed: int = 0, max_elements: int | None = None
+) -> tuple[tuple[int, ...], list[Any]]:
+    """The values of `sample_array` as a shape and a flat list of Python values, floats rounded to 4 places.
+
+    What a JSON body carries. Small samples are drawn without numpy, by the
+    port of its generator, so a request need not import it; the values are
+    the same either way.
+    """
+    shape = _sample_shape(tensor, batch, max_elements)
+    count = math.prod(shape)
+    dtype = base_dtype(tensor.dtype)
+    if dtype == "DT_STRING":
+        return shape, _string_values(tensor, count, False, seed)
+    if count > PURE_SAMPLE_LIMIT or dtype.startswith("DT_COMPLEX"):
+        return shape, _numpy_json_values(sample_array(tensor, batch=batch, seed=seed, max_elements=max_elements))
+    rng = Generator(_rng_seed(tensor, seed))
+    if dtype == "DT_BOOL":
+        return shape, [bool(v) for v in rng.integers(2, count)]
+    if dtype not in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF"):
+        return shape, rng.integers(5, count)
+    values = rng.uniform(count)
+    if dtype in _FLOAT_CASTS:
+        packing = struct.Struct(_FLOAT_CASTS[dtype])
+        values = [packing.unpack(packing.pack(v))[0] for v in values]
+    return shape, [round_like_numpy(v, 4) for v in values]
+
+
+def _numpy_json_values(array: np.ndarray) -> list[Any]:
+    import numpy as np
+
+    if array.dtype.kind == "f":
+        return np.round(array.astype(np.float64), 4).ravel().tolist()
+    return array.ravel().tolist()
+
+
+def round_like_numpy(value: float, decimals: int) -> float:
+    """`numpy.round(value, decimals)`: scale, round half to even, scale back (not Python's exact `round`)."""
+    scale = 10.0**decimals
+    return round(value * scale) / scale
 
 
 def sample_inputs(
@@ -111,9 +174,9 @@ def sample_inputs(
 
 def tiny_png(width: int = 8, height: int = 8, *, seed: int = 0) -> bytes:
     """A valid RGB PNG built with zlib: image-decoding inputs accept it."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+    pixels = Generator(seed).bytes_uint8(height * width * 3)  # numpy's integers(0, 256, uint8), byte for byte
+    row = width * 3
+    raw = b"".join(b"\x00" + pixels[y * row : (y + 1) * row] for y in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

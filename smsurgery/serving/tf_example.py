@@ -28,19 +28,20 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
+import sys
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from smsurgery.core import protos
 from smsurgery.core.errors import InvalidRequest
 from smsurgery.core.graphmodel import MAIN, GraphModel, Scope, data_inputs, node_of
 from smsurgery.core.model import DEFAULT_SIGNATURE, SignatureView, TensorView
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file
+from smsurgery.serving.pcg64 import Generator
 from smsurgery.serving.rest import (
     METHOD_NAMES,
     SignatureLookup,
@@ -53,7 +54,10 @@ from smsurgery.serving.rest import (
     signature_name_of,
     value_text,
 )
-from smsurgery.serving.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_array, tiny_png
+from smsurgery.serving.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_json_values, tiny_png
+
+if TYPE_CHECKING:  # arrays come from run and from .npy files; a request body is built without numpy
+    import numpy as np
 
 PARSE_OPS = frozenset({"ParseExample", "ParseExampleV2"})
 _MAX_VISITS = 20000
@@ -275,12 +279,12 @@ def sample_feature_value(feature: FeatureSpec, *, index: int = 0, seed: int = 0)
     """A value for one feature of a sample example; a bare value when it holds one element."""
     count = 1
     if feature.kind == "dense":
-        count = int(np.prod([d if d > 0 else 1 for d in feature.shape], dtype=np.int64)) if feature.shape else 1
-    rng = np.random.default_rng(seed + index + sum(feature.name.encode()))
+        count = math.prod(d if d > 0 else 1 for d in feature.shape)
+    rng = Generator(seed + index + sum(feature.name.encode()))
     if feature.dtype == "DT_FLOAT":
-        values: list[Any] = [round(float(v), 4) for v in rng.uniform(0.0, 1.0, size=count)]
+        values: list[Any] = [round(v, 4) for v in rng.uniform(count)]
     elif feature.dtype == "DT_INT64":
-        values = [int(v) for v in rng.integers(0, 5, size=count)]
+        values = rng.integers(5, count)
     else:
         values = [f"{feature.name}-{index}-{i}" if count > 1 else f"{feature.name}-{index}" for i in range(count)]
     if feature.kind == "dense" and count == 1 and len(feature.shape) <= 1:
@@ -318,6 +322,12 @@ def string_json(data: bytes, alias: str) -> Any:
     return data.decode("utf-8")
 
 
+def is_array(value: Any) -> bool:
+    """A numpy array; only looked for when numpy is loaded, since no array exists before."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
 def array_json(array: np.ndarray, alias: str) -> Any:
     """A numpy array as a nested JSON list (bytes as text or b64, floats as floats)."""
     if array.dtype.kind in "SO":
@@ -344,19 +354,17 @@ def sample_tensor_json(
     True: recorded in the model by image-input; None: the alias mentions an
     image) get a tiny PNG; other strings get readable text.
     """
-    array = sample_array(tensor, batch=batch, seed=seed, max_elements=MAX_JSON_SAMPLE_ELEMENTS)
+    shape, flat = sample_json_values(tensor, batch=batch, seed=seed, max_elements=MAX_JSON_SAMPLE_ELEMENTS)
     if tensor.dtype != "DT_STRING":
-        if array.dtype.kind == "f":
-            return np.round(array.astype(np.float64), 4).tolist()
-        return array.tolist()
-    count = int(array.size)
+        return nest(flat, shape)
+    count = len(flat)
     if features is not None and example_bytes is not None:
         items = [b64(example_bytes(sample_example(features, index=i, seed=seed))) for i in range(count)]
     elif image or (image is None and "image" in tensor.alias.lower()):
         items = [b64(tiny_png(seed=seed + i)) for i in range(count)]
     else:
-        items = [string_json(v, tensor.alias) for v in array.ravel()]
-    return nest(items, array.shape)
+        items = [string_json(v, tensor.alias) for v in flat]
+    return nest(items, shape)
 
 
 # ---- values given by the user ----
@@ -392,6 +400,8 @@ def read_value(spec: str, alias: str, dtype: str | None) -> Any:
             except RecursionError as error:
                 raise InvalidRequest(f"input '{alias}': {path} is JSON nested too deeply") from error
         if suffix == ".npy":
+            import numpy as np
+
             try:
                 array = np.load(io.BytesIO(data), allow_pickle=False)
             except (ValueError, OSError) as error:
@@ -422,7 +432,7 @@ def given_values(
     """User values by name: JSON values, numpy arrays, or `--input` texts (repeated = one instance each)."""
     given: dict[str, Any] = {}
     for name, value in (values or {}).items():
-        given[name] = array_json(value, name) if isinstance(value, np.ndarray) else value
+        given[name] = array_json(value, name) if is_array(value) else value
     for name, texts in (specs or {}).items():
         dtype = dtype_of(name)
         items = [read_value(text, name, dtype) for text in texts]
