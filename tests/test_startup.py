@@ -266,10 +266,12 @@ def test_the_fast_path_and_typer_print_the_same_request(options: list[str]) -> N
     assert printed[0] == printed[1]
 
 
-def test_request_runs_without_typer_or_rich() -> None:
+def test_request_runs_without_typer_rich_numpy_or_a_graph_model() -> None:
+    """Samples come from the pure-Python generator; only string inputs need the graph (their parse ops)."""
     imported = _modules_after("request", str(FIXTURE_MODELS / "tf1_linear"))
     assert "smsurgery.cli.request_output" in imported
-    assert not {m.split(".")[0] for m in imported} & {"typer", "rich", "tensorflow"}
+    assert not {m.split(".")[0] for m in imported} & {"typer", "rich", "tensorflow", "numpy"}
+    assert "smsurgery.core.graphmodel" not in imported
 
 
 def test_proto_edits_run_without_typer_rich_or_tensorflow(tmp_path: Path) -> None:

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from smsurgery.core import protos
 from smsurgery.core.errors import InvalidRequest
-from smsurgery.core.graphmodel import MAIN, GraphModel, Scope, data_inputs, node_of
 from smsurgery.core.model import DEFAULT_SIGNATURE, SignatureView, TensorView
+from smsurgery.core.names import node_of
 from smsurgery.core.user_files import BODY_LIMIT, read_user_file
 from smsurgery.serving.pcg64 import Generator
 from smsurgery.serving.rest import (
@@ -58,6 +58,8 @@ from smsurgery.serving.samples import MAX_JSON_SAMPLE_ELEMENTS, sample_json_valu
 
 if TYPE_CHECKING:  # arrays come from run and from .npy files; a request body is built without numpy
     import numpy as np
+
+    from smsurgery.core.graphmodel import GraphModel, Scope
 
 PARSE_OPS = frozenset({"ParseExample", "ParseExampleV2"})
 _MAX_VISITS = 20000
@@ -92,6 +94,8 @@ def example_features(meta: Any, tensor_name: str) -> list[FeatureSpec] | None:
     not a tf.Example string, or the model parses them in a way we do not
     follow).
     """
+    from smsurgery.core.graphmodel import MAIN, GraphModel  # only for string inputs: the rest need no graph
+
     model = GraphModel(meta, lenient=True)
     queue: deque[tuple[str, str]] = deque([(MAIN, node_of(tensor_name))])
     seen: set[tuple[str, str]] = set(queue)
@@ -131,6 +135,8 @@ def _dtype_list(attr: Any) -> list[str]:
 
 
 def _parse_op_features(scope: Scope, node: Any) -> list[FeatureSpec] | None:
+    from smsurgery.core.graphmodel import data_inputs
+
     inputs = data_inputs(node)
     dense_types = _dtype_list(node.attr["Tdense"])
     dense_shapes = [tuple(int(d.size) for d in s.dim) for s in node.attr["dense_shapes"].list.shape]
