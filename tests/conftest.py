@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,10 +217,63 @@ SLOW_TESTS = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = not REALMODELS.is_dir()
+    reason = f"needs the real models in {REALMODELS} (../shared/realmodels beside the clone, or SMSURGERY_REALMODELS)"
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        if missing and _reads_realmodels(item):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# --- without the real models, the tests that read them skip (and say why) instead of failing ----------
+
+
+def _under_realmodels(value: object) -> bool:
+    """REALMODELS, a path inside it, or a list, tuple or dict (its values) that holds one."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_under_realmodels(v) for v in value)
+    if isinstance(value, (str, Path)):
+        return str(value) == str(REALMODELS) or str(value).startswith(str(REALMODELS) + os.sep)
+    return False
+
+
+def _names(code: Any) -> set[str]:
+    """The global names a function's code (and the code nested in it) refers to."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= _names(constant)
+    return names
+
+
+def _realmodel_names(module: Any) -> frozenset[str]:
+    """A module's names that lead to the real models: paths under them, and functions that use such names."""
+    found = {name for name, value in vars(module).items() if _under_realmodels(value)} | {"real_model_names"}
+    functions = {}
+    for name, value in vars(module).items():
+        code = getattr(getattr(value, "__wrapped__", value), "__code__", None)  # a fixture wraps its function
+        if code is not None:
+            functions[name] = _names(code)
+    while True:
+        more = {name for name, used in functions.items() if name not in found and used & found}
+        if not more:
+            return frozenset(found)
+        found |= more
+
+
+def _reads_realmodels(item: pytest.Item) -> bool:
+    function, module = getattr(item, "function", None), getattr(item, "module", None)
+    if function is None or module is None:
+        return False
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(_under_realmodels(v) for v in callspec.params.values()):
+        return True
+    used = _names(function.__code__) | set(item.fixturenames)
+    return bool(used & _realmodel_names(module))
 
 
 from tests.remote_servers import gcs_store, s3_store, store  # noqa: F401, E402  (remote object-store servers)

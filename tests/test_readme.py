@@ -41,3 +41,20 @@ def test_quick_start_main_job_runs(tmp_path: Path) -> None:
     (scores,) = response["predictions"]
     assert len(scores) == 3 and abs(sum(scores) - 1.0) < 1e-5  # softmax over 3 classes
     assert (tmp_path / "demo" / "1" / "saved_model.pb").is_file()
+
+
+def test_without_the_real_models_their_tests_skip_and_say_why() -> None:
+    """A clone without ../shared/realmodels: the tests that read them skip, the others still run and pass."""
+    env = {**os.environ, "SMSURGERY_REALMODELS": str(REPO / "no-such-folder")}
+    modules = ["tests/test_diff.py", "tests/test_check_markdown.py"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-rs", "-p", "no:cacheprovider", *modules],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "needs the real models in" in proc.stdout
+    assert re.search(r"\b[1-9]\d* passed", proc.stdout), proc.stdout[-500:]
