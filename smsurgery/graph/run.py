@@ -88,7 +88,7 @@ def plan_body(
         call = parse_predict(doc, lookup)
         view = lookup(call.signature_name or DEFAULT_SIGNATURE)
         assert view is not None  # parse_predict found it
-        check_predict(view, call.inputs)
+        check_predict(view, call.tensors)  # the aliases sent: no arrays needed yet
         return Plan(view, chosen, call.format, inputs=call.inputs)
     if chosen not in ("classify", "regress"):
         raise InvalidRequest(f"unknown method '{chosen}'", hint="choose predict, classify or regress")
