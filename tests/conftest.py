@@ -6,6 +6,7 @@ copies one into a temporary folder first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -250,6 +251,7 @@ def _names(code: Any) -> set[str]:
     return names
 
 
+@functools.cache  # once per test module, not once per test
 def _realmodel_names(module: Any) -> frozenset[str]:
     """A module's names that lead to the real models: paths under them, and functions that use such names."""
     found = {name for name, value in vars(module).items() if _under_realmodels(value)} | {"real_model_names"}
